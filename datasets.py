@@ -1,0 +1,256 @@
+"""MNIST loading: where the files are, two input pipelines, and a sample grid.
+
+Two pipelines give the same batches in distribution (float32 (B, 1, 28, 28), int64 labels):
+- "fast" (default): the whole split lives in memory as one uint8 tensor; batches are gathered by
+  indexing and augmented per sample in one vectorised affine warp. No PIL, no worker processes, so on a
+  2-core laptop the cores train the model instead of decoding images.
+- "torchvision": the original project's per-image PIL transforms in a DataLoader. Kept as the
+  reference (bench.py measures against it) and as the place to add your own torchvision transforms.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics, as in the original project
+ROTATION_DEG = 15.0  # augmentation: rotation drawn uniformly from [-15°, +15°]
+CROP_PROB, CROP_SIZE = 0.1, 22  # augmentation: 10% of images centre-cropped to 22 px and resized to 28
+IMAGE_SIZE = 28
+DATA_ENV = "MNIST_DATA_DIR"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"  # git-ignored; downloads land here
+FILES = {  # name -> (IDX magic number, item shape); counts are read from each file's header
+    "train-images-idx3-ubyte": (2051, (28, 28)),
+    "train-labels-idx1-ubyte": (2049, ()),
+    "t10k-images-idx3-ubyte": (2051, (28, 28)),
+    "t10k-labels-idx1-ubyte": (2049, ()),
+}
+
+
+class MNISTNotFoundError(FileNotFoundError):
+    """MNIST files are missing and could not be downloaded."""
+
+
+class CorruptMNISTError(ValueError):
+    """An MNIST IDX file is truncated or is not an IDX file."""
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The MNIST root: the argument, else $MNIST_DATA_DIR, else ./data beside this file."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR
+    return Path(data_dir).expanduser()
+
+
+def check_idx_file(path: Path) -> None:
+    """Raise CorruptMNISTError unless `path` is a complete IDX file of the kind its name says."""
+    magic, shape = FILES[path.name]
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(8)
+    if len(header) < 8 or struct.unpack(">I", header[:4])[0] != magic:
+        raise CorruptMNISTError(
+            f"{path} is not an MNIST IDX file (expected magic number {magic}). "
+            f"Delete it and download or copy it again."
+        )
+    count = struct.unpack(">I", header[4:8])[0]
+    expected = 8 + 4 * len(shape) + count * math.prod(shape)
+    if size != expected:
+        raise CorruptMNISTError(
+            f"{path} is truncated or corrupt: its header announces {count} items, i.e. {expected} bytes, "
+            f"but the file has {size} bytes. Delete it and download or copy it again."
+        )
+
+
+def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Make sure the four MNIST IDX files are under <root>/MNIST/raw, downloading if allowed; return root."""
+    root = resolve_data_dir(data_dir)
+    raw = root / "MNIST" / "raw"
+    missing = [name for name in FILES if not (raw / name).is_file()]
+    reason = "Downloading was not allowed (download=False)."
+    if missing and download:
+        reason = "Downloading did not produce them."
+        try:  # torchvision skips files already present, so this only fetches what is missing
+            datasets.MNIST(str(root), train=True, download=True)
+            datasets.MNIST(str(root), train=False, download=True)
+        except Exception as exc:  # urllib/http/checksum errors: summarised below, not shown as a stack
+            reason = f"Downloading failed ({type(exc).__name__}: {exc})."
+        missing = [name for name in FILES if not (raw / name).is_file()]
+    if missing:
+        raise MNISTNotFoundError(
+            f"MNIST files not found in {raw}: missing {', '.join(missing)} "
+            f"(expected all of {', '.join(FILES)}, uncompressed). {reason} "
+            f"Put the files there, or point ${DATA_ENV} (or data_dir=) at the folder that contains MNIST/raw/."
+        )
+    for name in FILES:
+        check_idx_file(raw / name)
+    return root
+
+
+def _mnist(root: Path, train: bool, transform=None) -> datasets.MNIST:
+    return datasets.MNIST(str(root), train=train, transform=transform, download=False)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> the normalised values the model is trained on."""
+    return (x - MEAN) / STD
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Randomly rotate (±15°) and, with p=0.1, zoom by 28/22 each image of a (B, 1, H, W) batch in one warp.
+
+    The same distribution as the torchvision pipeline's RandomApply(CenterCrop(22)) -> Resize(28) ->
+    RandomRotation(15, fill=0): one affine matrix per sample, black outside the image.
+    """
+    b = x.shape[0]
+    angle = (torch.rand(b, generator=generator, device=x.device) * 2 - 1) * math.radians(ROTATION_DEG)
+    cropped = torch.rand(b, generator=generator, device=x.device) < CROP_PROB
+    return affine_batch(x, angle, cropped)
+
+
+def affine_batch(x: torch.Tensor, angle: torch.Tensor, cropped: torch.Tensor) -> torch.Tensor:
+    """Rotate each image by `angle` (radians, counter-clockwise) and zoom the `cropped` ones by 28/22."""
+    # grid_sample maps output coordinates to input ones, so a crop of 22 px is a scale of 22/28 there.
+    scale = torch.where(cropped, CROP_SIZE / IMAGE_SIZE, 1.0).to(x.dtype)
+    cos, sin = torch.cos(angle).to(x.dtype) * scale, torch.sin(angle).to(x.dtype) * scale
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class TensorLoader:
+    """A DataLoader-like iterable over an in-memory uint8 image tensor, augmenting batches on the fly."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        augment: bool,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.images = images.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
+        self.labels = labels.to(self.device)
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = (
+            torch.randperm(n, generator=self.generator, device=self.device)
+            if self.shuffle
+            else torch.arange(n, device=self.device)
+        )
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            x = self.images[idx].unsqueeze(1).float().div_(255)
+            if self.augment:
+                x = augment_batch(x, self.generator)
+            yield normalize(x), self.labels[idx]
+
+    @property
+    def dataset(self) -> torch.Tensor:
+        """The labels; there so len(loader.dataset) is the number of samples, as with a DataLoader."""
+        return self.labels
+
+
+def train_transforms() -> transforms.Compose:
+    """The original project's per-image training transforms (PIL in, normalised tensor out)."""
+    return transforms.Compose(
+        [
+            transforms.RandomApply([transforms.CenterCrop(CROP_SIZE)], p=CROP_PROB),
+            transforms.Resize((IMAGE_SIZE, IMAGE_SIZE)),
+            transforms.RandomRotation((-ROTATION_DEG, ROTATION_DEG), fill=0),
+            transforms.ToTensor(),
+            transforms.Normalize((MEAN,), (STD,)),
+        ]
+    )
+
+
+def test_transforms() -> transforms.Compose:
+    """The original project's test transforms: tensor and normalisation only."""
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; derive Python's RNG from it too.
+    import random
+
+    random.seed(torch.initial_seed() % 2**32)
+
+
+def load_data(
+    batch_size: int,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    pipeline: str = "fast",
+    device: torch.device | str = "cpu",
+    test_batch_size: int = 1000,
+    num_workers: int = 0,
+    download: bool = True,
+    subset: int | None = None,
+) -> tuple:
+    """Return (train_loader, test_loader) for MNIST: training data shuffled and augmented, test data not.
+
+    pipeline: "fast" (in-memory tensors on `device`, batched augmentation) or "torchvision" (the
+    original PIL transforms in a DataLoader with `num_workers` workers). `subset` keeps the first n
+    images of each split (for quick runs and tests). `seed` fixes the order and the augmentation.
+    """
+    if batch_size < 1 or test_batch_size < 1:
+        raise ValueError(f"batch sizes must be positive integers, got {batch_size} and {test_batch_size}")
+    if subset is not None and subset < 1:
+        raise ValueError(f"subset must be a positive number of images or None, got {subset}")
+    root = ensure_mnist(data_dir, download)
+    if pipeline == "fast":
+        train_set, test_set = _mnist(root, True), _mnist(root, False)
+        cut = slice(0, subset)
+        train = TensorLoader(
+            train_set.data[cut], train_set.targets[cut], batch_size, True, True, seed, device
+        )
+        test = TensorLoader(test_set.data[cut], test_set.targets[cut], test_batch_size, False, False, seed, device)
+        return train, test
+    if pipeline == "torchvision":
+        train_set, test_set = _mnist(root, True, train_transforms()), _mnist(root, False, test_transforms())
+        if subset is not None:
+            train_set = torch.utils.data.Subset(train_set, range(min(subset, len(train_set))))
+            test_set = torch.utils.data.Subset(test_set, range(min(subset, len(test_set))))
+        common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
+                      worker_init_fn=_seed_worker, persistent_workers=num_workers > 0)
+        generator = torch.Generator().manual_seed(seed)
+        train = DataLoader(train_set, batch_size, shuffle=True, generator=generator, **common)
+        test = DataLoader(test_set, test_batch_size, shuffle=False, **common)
+        return train, test
+    raise ValueError(f"pipeline must be 'fast' or 'torchvision', got {pipeline!r}")
+
+
+def show_samples(loader, n: int = 24, ncols: int = 8):
+    """A Figure with the first `n` images of one batch from `loader`, titled with their labels."""
+    import matplotlib.pyplot as plt
+
+    images, labels = next(iter(loader))
+    n = min(n, len(labels))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.4 * nrows))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i, 0].cpu() * STD + MEAN, cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(str(int(labels[i])), fontsize=9)
+    fig.tight_layout()
+    return fig

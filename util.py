@@ -1,0 +1,293 @@
+"""Training utilities: the default recipe, one-epoch train/test, the fit loop, seeding, device, plots.
+
+Every function takes what it needs and returns its result; nothing here keeps state between calls.
+(The original project kept its loss/accuracy lists at module level, so re-running the notebook's
+training cell appended a second run to the first: those were its "periodic spikes".)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from datasets import MEAN, STD
+from model import NUM_CLASSES, Net, count_parameters
+
+CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+
+
+@dataclass
+class TrainConfig:
+    """The default recipe; train.py, the notebook and the tests all read these values."""
+
+    epochs: int = 9  # full passes over the 60k training images; one-cycle schedule spans them all
+    batch_size: int = 128  # images per step: small enough for many updates per epoch, big enough for 2 cores
+    lr: float = 0.05  # peak learning rate of the one-cycle schedule (SGD, Nesterov momentum)
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 0.0  # L2 on all weights; BatchNorm + augmentation + dropout regularise enough
+    warmup: float = 0.2  # fraction of steps spent rising to the peak lr, then cosine down to ~0
+    seed: int = 0  # fixes initialisation, shuffling order and augmentation
+    pipeline: str = "fast"  # "fast" (in-memory, batched augmentation) or "torchvision" (original PIL path)
+    test_batch_size: int = 1000  # evaluation only: larger batches are faster and change nothing
+    subset: int | None = None  # keep the first n images of each split (quick checks); None = all
+    data_dir: str | None = None  # MNIST root; None = $MNIST_DATA_DIR, else ./data
+
+    def to_dict(self) -> dict:
+        """The config as a plain dict (stored in checkpoints and histories)."""
+        return dataclasses.asdict(self)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python and torch (all devices) once, before building the model and the loaders."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def get_device(verbose: bool = True) -> torch.device:
+    """The best available device: cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if verbose:
+        print(f"device: {device}")
+    return device
+
+
+def get_correct_pred_count(prediction: torch.Tensor, labels: torch.Tensor) -> int:
+    """Number of rows of `prediction` (N, classes) whose argmax equals `labels` (N,)."""
+    return int((prediction.argmax(dim=1) == labels).sum())
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
+    """SGD with Nesterov momentum and a per-batch one-cycle schedule for `cfg` -> (optimizer, scheduler)."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=cfg.warmup
+    )
+    return optimizer, scheduler
+
+
+def _bar(loader, desc: str, disable: bool | None):
+    # disable=None lets tqdm hide itself when output is not a terminal or notebook (CI logs stay short).
+    return tqdm(loader, desc=desc, leave=False, disable=disable, mininterval=1.0)
+
+
+def train(
+    model: nn.Module,
+    device: torch.device,
+    train_loader,
+    optimizer: torch.optim.Optimizer,
+    criterion: Callable,
+    scheduler=None,
+    progress: bool | None = None,
+) -> tuple[float, float]:
+    """Train one epoch; step `scheduler` after every batch if given -> (mean loss, accuracy %)."""
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = _bar(train_loader, "train", None if progress is None else not progress)
+    for data, target in bar:
+        data, target = data.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        output = model(data)
+        loss = criterion(output, target)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss.item() * len(target)
+        correct += get_correct_pred_count(output, target)
+        seen += len(target)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}", refresh=False)
+    return loss_sum / seen, 100.0 * correct / seen
+
+
+@torch.inference_mode()
+def test(model: nn.Module, device: torch.device, test_loader, criterion: Callable) -> tuple[float, float]:
+    """Evaluate without gradients -> (loss summed per sample / number of samples, accuracy %)."""
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for data, target in test_loader:
+        data, target = data.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        output = model(data)
+        loss_sum += criterion(output, target).item() * len(target)  # mean over batch -> sum
+        correct += get_correct_pred_count(output, target)
+        seen += len(target)
+    return loss_sum / seen, 100.0 * correct / seen
+
+
+def new_history() -> dict[str, list]:
+    """An empty per-epoch history: one list per metric, owned by one run."""
+    return {key: [] for key in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")}
+
+
+def format_epoch(history: dict[str, list], i: int = -1) -> str:
+    """One fixed-width line for epoch `i` of `history`."""
+    h = {k: v[i] for k, v in history.items()}
+    return (
+        f"epoch {h['epoch']:2d} | train loss {h['train_loss']:.4f} acc {h['train_acc']:6.2f}% "
+        f"| test loss {h['test_loss']:.4f} acc {h['test_acc']:6.2f}% | {h['seconds']:5.1f}s"
+    )
+
+
+def fit(
+    model: nn.Module,
+    device: torch.device,
+    train_loader,
+    test_loader,
+    cfg: TrainConfig,
+    criterion: Callable = nn.functional.nll_loss,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: bool | None = None,
+) -> dict[str, list]:
+    """Train for cfg.epochs with the one-cycle recipe, testing after each epoch -> a fresh history.
+
+    Prints one line per epoch; calls `on_epoch(history)` after each (e.g. to save a checkpoint).
+    """
+    optimizer, scheduler = make_optimizer(model, cfg, steps_per_epoch=len(train_loader))
+    history = new_history()
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        train_loss, train_acc = train(model, device, train_loader, optimizer, criterion, scheduler, progress)
+        test_loss, test_acc = test(model, device, test_loader, criterion)
+        row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                   test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)
+        for key, value in row.items():
+            history[key].append(value)
+        print(format_epoch(history), flush=True)
+        if on_epoch is not None:
+            on_epoch(history)
+    return history
+
+
+def plot_acc_loss(train_losses, train_acc, test_losses, test_acc):
+    """The original 2x2 panel (train loss, test loss / train acc, test acc against epoch) -> Figure."""
+    from matplotlib.figure import Figure  # no pyplot: works headless and never leaks open figures
+
+    fig = Figure(figsize=(12, 8))
+    axs = fig.subplots(2, 2)
+    panels = [(train_losses, "Training Loss"), (test_losses, "Test Loss"),
+              (train_acc, "Training Accuracy (%)"), (test_acc, "Test Accuracy (%)")]
+    for ax, (values, title) in zip(axs.flat, panels):
+        ax.plot(range(1, len(values) + 1), values, marker="o")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, history: dict) -> None:
+    """Write weights + what rebuilds and describes them; atomic, so a crash never leaves half a file."""
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": type(model).__name__,
+        "parameters": count_parameters(model),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "config": cfg.to_dict(),
+        "history": history,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[Net, dict]:
+    """Rebuild the trained Net from a train.py checkpoint (weights only, never pickled code) -> (model, payload)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: train one with `python train.py` or pass its path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors, truncated zip archives, non-torch files
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise ValueError(f"{path} is not a checkpoint written by train.py (no 'state_dict' entry)")
+    model = Net()
+    arch, expected = payload.get("arch"), model.state_dict()
+    got = payload["state_dict"]
+    mismatched = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k].shape != got[k].shape]
+    if arch != type(model).__name__ or mismatched:
+        raise ValueError(
+            f"{path} holds a model of another architecture (arch={arch!r}; first differing weights: "
+            f"{mismatched[:3]}) than this model.py's Net ({count_parameters(model):,} parameters). "
+            f"Retrain with `python train.py` or check out the code that wrote it."
+        )
+    model.load_state_dict(got)
+    return model.to(device).eval(), payload
+
+
+@torch.inference_mode()
+def predictions(model: nn.Module, device: torch.device, loader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run `model` over `loader` -> (images (N, 1, 28, 28) on the CPU, labels (N,), probabilities (N, 10))."""
+    model.eval()
+    images, labels, probs = [], [], []
+    for data, target in loader:
+        images.append(data.cpu())
+        labels.append(target.cpu())
+        probs.append(model(data.to(device)).exp().cpu())
+    return torch.cat(images), torch.cat(labels), torch.cat(probs)
+
+
+def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """(classes, classes) counts: row = true class, column = predicted class."""
+    index = labels.long() * num_classes + predicted.long()
+    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def plot_confusion(matrix: torch.Tensor):
+    """The confusion matrix as an annotated heat map with per-class accuracy on the y labels -> Figure."""
+    from matplotlib.figure import Figure
+
+    n = matrix.shape[0]
+    per_class = 100 * matrix.diag() / matrix.sum(1).clamp(min=1)
+    fig = Figure(figsize=(7.5, 6.5))
+    ax = fig.subplots()
+    ax.imshow(torch.log1p(matrix.float()), cmap="Blues")
+    for (i, j), count in zip([(i, j) for i in range(n) for j in range(n)], matrix.flatten().tolist()):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if i == j else "black")
+    ax.set_xticks(range(n), [str(j) for j in range(n)])
+    ax.set_yticks(range(n), [f"{i}  ({per_class[i]:.1f}%)" for i in range(n)])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (per-class accuracy)")
+    total = int(matrix.sum())
+    ax.set_title(f"Confusion matrix: {int(matrix.diag().sum())}/{total} correct ({100 * matrix.diag().sum() / max(total, 1):.2f}%)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, n: int = 40, ncols: int = 10):
+    """A gallery of up to `n` misclassified images, most confident mistakes first, titled true -> pred (p)."""
+    from matplotlib.figure import Figure
+
+    confidence, predicted = probs.max(1)
+    wrong = (predicted != labels).nonzero().flatten()
+    wrong = wrong[confidence[wrong].argsort(descending=True)][:n]
+    nrows = max(1, math.ceil(len(wrong) / ncols))
+    fig = Figure(figsize=(1.3 * ncols, 1.5 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong.tolist()):
+        ax.imshow(images[i, 0] * STD + MEAN, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{int(labels[i])} → {int(predicted[i])} ({confidence[i]:.2f})", fontsize=8)
+    fig.suptitle(f"{(predicted != labels).sum()} misclassified of {len(labels)}; {len(wrong)} most confident shown")
+    fig.tight_layout()
+    return fig
