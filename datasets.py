@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The MNIST root: the argument, else $MNIST_DATA_DIR, else ./data beside this file."""
     if data_dir is None:
         data_dir = os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR
-    return Path(data_dir).expanduser()
+    return Path(data_dir).expanduser().resolve()
 
 
 def check_idx_file(path: Path) -> None:
@@ -241,16 +241,17 @@ def load_data(
 
 def show_samples(loader, n: int = 24, ncols: int = 8):
     """A Figure with the first `n` images of one batch from `loader`, titled with their labels."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: works headless and never leaks open figures
 
     images, labels = next(iter(loader))
     n = min(n, len(labels))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.4 * nrows))
+    fig = Figure(figsize=(1.2 * ncols, 1.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i, 0].cpu() * STD + MEAN, cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow((images[i, 0].cpu() * STD + MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
             ax.set_title(str(int(labels[i])), fontsize=9)
     fig.tight_layout()
     return fig

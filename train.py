@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from datasets import load_data
 from model import Net, count_parameters
 from util import (
     TrainConfig,
+    build,
     confusion_matrix,
     fit,
     get_device,
@@ -29,7 +29,6 @@ from util import (
     plot_misclassified,
     predictions,
     save_checkpoint,
-    set_seed,
 )
 
 
@@ -72,12 +71,7 @@ def main(argv: list[str] | None = None) -> float:
     cfg, out = parse_args(argv)
     out.mkdir(parents=True, exist_ok=True)
     device = get_device()
-    set_seed(cfg.seed)
-    train_loader, test_loader = load_data(
-        cfg.batch_size, cfg.data_dir, seed=cfg.seed, pipeline=cfg.pipeline, device=device,
-        test_batch_size=cfg.test_batch_size, subset=cfg.subset,
-    )
-    model = Net().to(device)
+    model, train_loader, test_loader = build(cfg, device)
     print(f"Net: {count_parameters(model):,} parameters | {cfg.to_dict()}")
     start = time.perf_counter()
     completed: dict = {}  # the history as of the last finished epoch, kept for Ctrl-C
@@ -92,7 +86,7 @@ def main(argv: list[str] | None = None) -> float:
         history, interrupted = completed, True
         print(f"\ninterrupted after {len(history.get('epoch', []))} complete epoch(s)", file=sys.stderr)
         if not history:
-            raise SystemExit(130)
+            raise SystemExit(130) from None
         model.load_state_dict(load_checkpoint(out / "checkpoint.pt", device)[0].state_dict())
     run = {
         "config": cfg.to_dict(),

@@ -12,15 +12,15 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from datasets import MEAN, STD
+from datasets import MEAN, STD, load_data
 from model import NUM_CLASSES, Net, count_parameters
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
@@ -66,6 +66,16 @@ def get_device(verbose: bool = True) -> torch.device:
     return device
 
 
+def build(cfg: TrainConfig, device: torch.device) -> tuple[Net, object, object]:
+    """Seed, then make a fresh (model, train_loader, test_loader) for `cfg` on `device`."""
+    set_seed(cfg.seed)
+    train_loader, test_loader = load_data(
+        cfg.batch_size, cfg.data_dir, seed=cfg.seed, pipeline=cfg.pipeline, device=device,
+        test_batch_size=cfg.test_batch_size, subset=cfg.subset,
+    )
+    return Net().to(device), train_loader, test_loader
+
+
 def get_correct_pred_count(prediction: torch.Tensor, labels: torch.Tensor) -> int:
     """Number of rows of `prediction` (N, classes) whose argmax equals `labels` (N,)."""
     return int((prediction.argmax(dim=1) == labels).sum())
@@ -73,6 +83,11 @@ def get_correct_pred_count(prediction: torch.Tensor, labels: torch.Tensor) -> in
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
     """SGD with Nesterov momentum and a per-batch one-cycle schedule for `cfg` -> (optimizer, scheduler)."""
+    if cfg.epochs * steps_per_epoch < 10:
+        raise ValueError(
+            f"the one-cycle schedule needs at least 10 steps, got {cfg.epochs} epoch(s) x {steps_per_epoch} "
+            f"batches: use more epochs, more images or a smaller batch size"
+        )
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
     )
@@ -258,7 +273,7 @@ def plot_confusion(matrix: torch.Tensor):
     per_class = 100 * matrix.diag() / matrix.sum(1).clamp(min=1)
     fig = Figure(figsize=(7.5, 6.5))
     ax = fig.subplots()
-    ax.imshow(torch.log1p(matrix.float()), cmap="Blues")
+    ax.imshow(torch.log1p(matrix.float()).numpy(), cmap="Blues")
     for (i, j), count in zip([(i, j) for i in range(n) for j in range(n)], matrix.flatten().tolist()):
         if count:
             ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
@@ -267,8 +282,8 @@ def plot_confusion(matrix: torch.Tensor):
     ax.set_yticks(range(n), [f"{i}  ({per_class[i]:.1f}%)" for i in range(n)])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (per-class accuracy)")
-    total = int(matrix.sum())
-    ax.set_title(f"Confusion matrix: {int(matrix.diag().sum())}/{total} correct ({100 * matrix.diag().sum() / max(total, 1):.2f}%)")
+    total, correct = int(matrix.sum()), int(matrix.diag().sum())
+    ax.set_title(f"Confusion matrix: {correct}/{total} correct ({100 * correct / max(total, 1):.2f}%)")
     fig.tight_layout()
     return fig
 
@@ -286,7 +301,7 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, probs: torch.
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong.tolist()):
-        ax.imshow(images[i, 0] * STD + MEAN, cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow((images[i, 0] * STD + MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"{int(labels[i])} → {int(predicted[i])} ({confidence[i]:.2f})", fontsize=8)
     fig.suptitle(f"{(predicted != labels).sum()} misclassified of {len(labels)}; {len(wrong)} most confident shown")
     fig.tight_layout()

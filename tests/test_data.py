@@ -1,0 +1,139 @@
+import math
+import shutil
+
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+
+from datasets import (
+    CROP_SIZE,
+    DATA_ENV,
+    FILES,
+    CorruptMNISTError,
+    MNISTNotFoundError,
+    affine_batch,
+    augment_batch,
+    ensure_mnist,
+    load_data,
+    normalize,
+)
+
+
+@pytest.mark.parametrize("pipeline", ["fast", "torchvision"])
+def test_sizes_shapes_dtypes_labels(data_dir, pipeline):
+    train, test = load_data(256, data_dir, pipeline=pipeline)
+    assert (len(train.dataset), len(test.dataset)) == (60_000, 10_000)
+    assert (len(train), len(test)) == (math.ceil(60_000 / 256), 10)
+    x, y = next(iter(train))
+    assert x.shape == (256, 1, 28, 28) and x.dtype == torch.float32
+    assert y.shape == (256,) and y.dtype == torch.int64
+    assert 0 <= int(y.min()) and int(y.max()) <= 9
+
+
+def test_whole_test_set_is_normalised_and_complete(data_dir):
+    _, test = load_data(64, data_dir)
+    images = torch.cat([x for x, _ in test])
+    labels = torch.cat([y for _, y in test])
+    assert images.shape == (10_000, 1, 28, 28)
+    assert abs(float(images.mean())) < 0.02  # the training-set statistics fit the test set closely
+    assert abs(float(images.std()) - 1) < 0.02
+    assert torch.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_both_pipelines_give_the_same_test_images(data_dir):
+    _, fast = load_data(500, data_dir, test_batch_size=500, subset=1000)
+    _, tv = load_data(500, data_dir, test_batch_size=500, subset=1000, pipeline="torchvision")
+    for (xf, yf), (xt, yt) in zip(fast, tv):
+        torch.testing.assert_close(xf, xt)
+        assert torch.equal(yf, yt)
+
+
+@pytest.mark.parametrize("pipeline", ["fast", "torchvision"])
+def test_same_seed_same_batches_other_seed_differs(data_dir, pipeline):
+    def first_batch(seed):
+        torch.manual_seed(seed)  # the torchvision path draws augmentation from the global generator
+        train, _ = load_data(32, data_dir, seed=seed, pipeline=pipeline, subset=2000)
+        return next(iter(train))
+
+    (x0, y0), (x0b, y0b), (x1, y1) = first_batch(0), first_batch(0), first_batch(1)
+    assert torch.equal(x0, x0b) and torch.equal(y0, y0b)
+    assert not torch.equal(y0, y1) and not torch.equal(x0, x1)
+
+
+def test_training_data_is_shuffled_every_epoch_and_test_data_never(data_dir):
+    train, test = load_data(100, data_dir, subset=1000)
+    first, second = next(iter(train))[1], next(iter(train))[1]
+    assert not torch.equal(first, second)
+    ordered = torch.cat([y for _, y in test])
+    again = torch.cat([y for _, y in test])
+    assert torch.equal(ordered, again)
+    assert torch.equal(ordered, test.labels.cpu())
+
+
+def test_missing_directory_names_dir_files_and_env_var(tmp_path):
+    with pytest.raises(MNISTNotFoundError) as info:
+        load_data(64, tmp_path / "nowhere", download=False)
+    message = str(info.value)
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
+    assert all(name in message for name in FILES)
+    assert DATA_ENV in message
+
+
+def test_environment_variable_is_used(data_dir, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(data_dir))
+    assert ensure_mnist() == data_dir
+    monkeypatch.setenv(DATA_ENV, "/nonexistent/mnist")
+    with pytest.raises(MNISTNotFoundError, match="/nonexistent/mnist"):
+        ensure_mnist(download=False)
+
+
+def test_truncated_file_is_reported(data_dir, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FILES:
+        shutil.copy(data_dir / "MNIST" / "raw" / name, raw / name)
+    with open(raw / "t10k-images-idx3-ubyte", "r+b") as f:
+        f.truncate(100_000)
+    with pytest.raises(CorruptMNISTError, match="t10k-images-idx3-ubyte is truncated"):
+        load_data(64, tmp_path)
+    shutil.copy(data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte", raw)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"<html>not found</html>")
+    with pytest.raises(CorruptMNISTError, match="not an MNIST IDX file"):
+        ensure_mnist(tmp_path)
+
+
+def real_digits(data_dir, n=8):
+    _, test = load_data(n, data_dir, test_batch_size=n, subset=n)
+    x, _ = next(iter(test))
+    return x * 0.3081 + 0.1307  # back to [0, 1] pixels
+
+
+@pytest.mark.parametrize("degrees", [-15.0, -7.5, 4.0, 15.0])
+def test_rotation_matches_torchvision(data_dir, degrees):
+    x = real_digits(data_dir)
+    ours = affine_batch(x, torch.full((len(x),), math.radians(degrees)), torch.zeros(len(x), dtype=torch.bool))
+    theirs = TF.rotate(x, degrees, interpolation=TF.InterpolationMode.BILINEAR, fill=0)
+    assert (ours - theirs).abs().mean() < 0.01
+    assert (ours - theirs).abs().max() < 0.2
+
+
+def test_centre_crop_zoom_matches_torchvision(data_dir):
+    x = real_digits(data_dir)
+    ours = affine_batch(x, torch.zeros(len(x)), torch.ones(len(x), dtype=torch.bool))
+    theirs = TF.resize(TF.center_crop(x, CROP_SIZE), [28, 28], antialias=True)
+    assert (ours - theirs).abs().mean() < 0.02
+    identity = affine_batch(x, torch.zeros(len(x)), torch.zeros(len(x), dtype=torch.bool))
+    torch.testing.assert_close(identity, x, atol=1e-5, rtol=0)
+
+
+def test_augmentation_is_seeded_and_keeps_the_digit(data_dir):
+    x = real_digits(data_dir)
+    a = augment_batch(x, torch.Generator().manual_seed(0))
+    b = augment_batch(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, x)
+    assert a.min() >= 0 and a.max() <= 1  # black fill, no overshoot
+    # rotation keeps ink; a 28/22 zoom adds at most (28/22)^2 of it
+    ratio = a.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert ((ratio > 0.85) & (ratio < (28 / 22) ** 2 * 1.05)).all()
+    assert torch.allclose(normalize(torch.zeros(1)), torch.tensor([-0.1307 / 0.3081]))
