@@ -1,0 +1,173 @@
+"""Recognise your own digit images: `python predict.py my_digit.jpg [folder/ ...] [--json]`.
+
+Photos and scans are turned into MNIST-style inputs first, the way MNIST itself was made: light
+paper becomes black, ink becomes white, paper texture is suppressed, the digit is cropped, its longer
+side scaled to 20 px and placed in a 28x28 field centred on its centre of mass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from datasets import IMAGE_SIZE, normalize
+from model import Net
+from util import load_checkpoint
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+DIGIT_BOX = 20  # MNIST: the digit's longer side is scaled to 20 px inside the 28x28 field
+INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
+MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank
+
+
+class ImageError(ValueError):
+    """An image that cannot be read or holds no digit."""
+
+
+@dataclass
+class Prediction:
+    """One image's result: the digit, its probability, the top 3 and the 28x28 input the model saw."""
+
+    path: str
+    digit: int
+    probability: float
+    top3: list[tuple[int, float]]
+    image: torch.Tensor  # (28, 28) in [0, 1], white ink on black, as in MNIST
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (without the image)."""
+        return {"path": self.path, "digit": self.digit, "probability": round(self.probability, 4),
+                "top3": [[d, round(p, 4)] for d, p in self.top3]}
+
+
+def open_image(source: str | os.PathLike | Image.Image) -> Image.Image:
+    """A PIL image from a path (any format PIL reads) or an image; unreadable files raise ImageError."""
+    if isinstance(source, Image.Image):
+        return source
+    try:
+        with Image.open(source) as img:
+            img.seek(0)  # first frame of an animated GIF
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{source}: not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def to_grey_on_paper(img: Image.Image) -> np.ndarray:
+    """Grey levels in [0, 1] with transparent areas turned into white paper."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(paper, rgba)
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
+    """Any digit image -> the (28, 28) MNIST-style input in [0, 1] (white ink on black, centred)."""
+    name = "image" if isinstance(source, Image.Image) else str(source)
+    grey = to_grey_on_paper(open_image(source))
+    if min(grey.shape) < 4:
+        raise ImageError(f"{name}: image is {grey.shape[1]}x{grey.shape[0]} px, too small to hold a digit")
+    # The border is mostly paper: if it is light, the ink is dark and the image is inverted.
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) > 0.5:
+        grey = 1.0 - grey
+    # A median filter removes speckle; stretching paper (median) to 0 and ink (99.5th pct) to 1 removes tint.
+    filtered = np.asarray(Image.fromarray(grey).filter(ImageFilter.MedianFilter(3)), dtype=np.float32)
+    paper, ink = np.median(filtered), np.percentile(filtered, 99.5)
+    if ink - paper < MIN_CONTRAST:
+        raise ImageError(f"{name}: image looks blank (ink and paper differ by {ink - paper:.2f} < {MIN_CONTRAST})")
+    x = np.clip((filtered - paper) / (ink - paper), 0.0, 1.0)
+    x[x < INK_THRESHOLD] = 0.0
+    rows, cols = np.nonzero(x.sum(1))[0], np.nonzero(x.sum(0))[0]
+    x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = x.shape
+    scale = DIGIT_BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(x).resize(size, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
+    # Centre of mass to the field's centre, as MNIST did.
+    ys, xs = np.indices(small.shape)
+    mass = small.sum()
+    cy, cx = (ys * small).sum() / mass, (xs * small).sum() / mass
+    top, left = round(IMAGE_SIZE / 2 - cy - 0.5), round(IMAGE_SIZE / 2 - cx - 0.5)
+    top = min(max(top, 0), IMAGE_SIZE - small.shape[0])
+    left = min(max(left, 0), IMAGE_SIZE - small.shape[1])
+    field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    field[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return torch.from_numpy(field)
+
+
+@torch.inference_mode()
+def predict_image(
+    model: Net, source: str | os.PathLike | Image.Image, device: torch.device | str = "cpu"
+) -> Prediction:
+    """Preprocess one image and classify it with `model` -> Prediction."""
+    image = preprocess(source)
+    model.eval()
+    probs = model(normalize(image)[None, None].to(device)).exp()[0].cpu()
+    top = probs.topk(3)
+    top3 = [(int(d), float(p)) for p, d in zip(top.values, top.indices)]
+    name = "image" if isinstance(source, Image.Image) else str(source)
+    return Prediction(name, top3[0][0], top3[0][1], top3, image)
+
+
+def collect_images(paths: list[str | os.PathLike]) -> list[Path]:
+    """Expand folders into their image files (sorted); files are kept as given, whatever their suffix."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            images = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise ImageError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found += images
+        elif p.exists():
+            found.append(p)
+        else:
+            raise ImageError(f"{p}: no such file or folder")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print one line (or one JSON object) per image; exit 1 if any image failed."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+", help="image files or folders of images")
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="default: the shipped checkpoints/s6.pt")
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    a = p.parse_args(argv)
+    try:
+        model, _ = load_checkpoint(a.checkpoint)
+        files = collect_images(a.paths)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    for f in files:
+        try:
+            r = predict_image(model, f)
+        except ImageError as exc:
+            failed += 1
+            print(json.dumps({"path": str(f), "error": str(exc)}) if a.json else f"error: {exc}",
+                  file=sys.stdout if a.json else sys.stderr)
+            continue
+        if a.json:
+            print(json.dumps(r.to_dict()))
+        else:
+            alternatives = ", ".join(f"{d} {p:.1%}" for d, p in r.top3)
+            print(f"{f}: {r.digit} ({r.probability:.1%})  top 3: {alternatives}")
+    if failed:
+        print(f"{failed} of {len(files)} image(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
