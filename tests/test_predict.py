@@ -52,10 +52,10 @@ def test_dark_and_light_backgrounds_give_the_same_input(digits):
     assert (white_on_black - black_on_white).abs().max() < 0.05
 
 
-def test_transparent_background_counts_as_paper(digits):
+def test_transparent_background_counts_as_paper(digits, model):
     alpha = Image.fromarray(digits[0][1]).resize((100, 100))
     rgba = Image.merge("RGBA", (*Image.new("RGB", (100, 100), (20, 20, 120)).split(), alpha))
-    assert predict_image(load_checkpoint(DEFAULT_CHECKPOINT)[0], rgba).digit == int(digits[1][1])
+    assert predict_image(model, rgba).digit == int(digits[1][1])
 
 
 def test_predicts_rendered_test_digits_in_every_format(digits, model, tmp_path):
