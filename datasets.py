@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,8 +191,6 @@ def test_transforms() -> transforms.Compose:
 
 def _seed_worker(worker_id: int) -> None:
     # torch seeds each worker from the loader's generator; derive Python's RNG from it too.
-    import random
-
     random.seed(torch.initial_seed() % 2**32)
 
 
