@@ -238,19 +238,25 @@ def load_data(
     raise ValueError(f"pipeline must be 'fast' or 'torchvision', got {pipeline!r}")
 
 
-def show_samples(loader, n: int = 24, ncols: int = 8):
-    """A Figure with the first `n` images of one batch from `loader`, titled with their labels."""
+def image_grid(images: torch.Tensor, titles: list[str], ncols: int = 8, suptitle: str | None = None):
+    """A Figure showing normalised (N, 1, 28, 28) `images` as digits, one title each, `ncols` per row."""
     from matplotlib.figure import Figure  # no pyplot: works headless and never leaks open figures
 
-    images, labels = next(iter(loader))
-    n = min(n, len(labels))
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(1.2 * ncols, 1.4 * nrows))
+    nrows = max(1, math.ceil(len(titles) / ncols))
+    fig = Figure(figsize=(1.3 * ncols, 1.5 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
+    for ax in axes.flat:
         ax.axis("off")
-        if i < n:
-            ax.imshow((images[i, 0].cpu() * STD + MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(str(int(labels[i])), fontsize=9)
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow((image[0].cpu() * STD + MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def show_samples(loader, n: int = 24, ncols: int = 8):
+    """A Figure with the first `n` images of one batch from `loader`, titled with their labels."""
+    images, labels = next(iter(loader))
+    return image_grid(images[:n], [str(int(y)) for y in labels[:n]], ncols)

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> float:
         for path, label in files:
             ok = predict_image(model, path).digit == label
             hits += ok
-            s = by_suffix.setdefault(path.name.split("_label")[1][1:], [0, 0])
+            s = by_suffix.setdefault(path.suffix, [0, 0])
             s[0], s[1] = s[0] + ok, s[1] + 1
     acc = 100 * hits / len(files)
     result = {"images": len(files), "accuracy": round(acc, 2), "seed": a.seed, "checkpoint": str(a.checkpoint.name),

@@ -8,7 +8,6 @@ training cell appended a second run to the first: those were its "periodic spike
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import random
 import time
@@ -20,7 +19,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from datasets import MEAN, STD, load_data
+from datasets import image_grid, load_data
 from model import NUM_CLASSES, Net, count_parameters
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
@@ -274,10 +273,11 @@ def plot_confusion(matrix: torch.Tensor):
     fig = Figure(figsize=(7.5, 6.5))
     ax = fig.subplots()
     ax.imshow(torch.log1p(matrix.float()).numpy(), cmap="Blues")
-    for (i, j), count in zip([(i, j) for i in range(n) for j in range(n)], matrix.flatten().tolist()):
-        if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
-                    color="white" if i == j else "black")
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if i == j else "black")
     ax.set_xticks(range(n), [str(j) for j in range(n)])
     ax.set_yticks(range(n), [f"{i}  ({per_class[i]:.1f}%)" for i in range(n)])
     ax.set_xlabel("predicted")
@@ -290,19 +290,9 @@ def plot_confusion(matrix: torch.Tensor):
 
 def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, n: int = 40, ncols: int = 10):
     """A gallery of up to `n` misclassified images, most confident mistakes first, titled true -> pred (p)."""
-    from matplotlib.figure import Figure
-
     confidence, predicted = probs.max(1)
     wrong = (predicted != labels).nonzero().flatten()
     wrong = wrong[confidence[wrong].argsort(descending=True)][:n]
-    nrows = max(1, math.ceil(len(wrong) / ncols))
-    fig = Figure(figsize=(1.3 * ncols, 1.5 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong.tolist()):
-        ax.imshow((images[i, 0] * STD + MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"{int(labels[i])} → {int(predicted[i])} ({confidence[i]:.2f})", fontsize=8)
-    fig.suptitle(f"{(predicted != labels).sum()} misclassified of {len(labels)}; {len(wrong)} most confident shown")
-    fig.tight_layout()
-    return fig
+    titles = [f"{int(labels[i])} → {int(predicted[i])} ({confidence[i]:.2f})" for i in wrong.tolist()]
+    summary = f"{(predicted != labels).sum()} misclassified of {len(labels)}; {len(wrong)} most confident shown"
+    return image_grid(images[wrong], titles, ncols, summary)
