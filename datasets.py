@@ -13,14 +13,17 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
+from torchvision.datasets.mnist import read_image_file, read_label_file
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics, as in the original project
 ROTATION_DEG = 15.0  # augmentation: rotation drawn uniformly from [-15°, +15°]
@@ -71,33 +74,96 @@ def check_idx_file(path: Path) -> None:
         )
 
 
+SPLIT_SIZES = {"train": 60_000, "t10k": 10_000}  # items in each standard MNIST split, images and labels alike
+
+
+def _candidates(root: Path) -> list[Path]:
+    # <root>/MNIST/raw as torchvision lays it out, or a folder that holds the four files itself.
+    return [root / "MNIST" / "raw", root]
+
+
+def _check_split_sizes(raw: Path) -> None:
+    counts = {}
+    for name in FILES:
+        with open(raw / name, "rb") as f:
+            counts[name] = struct.unpack(">I", f.read(8)[4:8])[0]
+    for split, expected in SPLIT_SIZES.items():
+        for kind in ("images-idx3", "labels-idx1"):
+            name = f"{split}-{kind}-ubyte"
+            if counts[name] != expected:
+                other = next((s for s, n in SPLIT_SIZES.items() if n == counts[name] and s != split), None)
+                hint = f"; that is the size of the {other} split: the files look swapped" if other else ""
+                raise CorruptMNISTError(
+                    f"{raw / name} holds {counts[name]:,} items, but the {split} split has {expected:,}{hint}. "
+                    f"Restore the original files (names as in {', '.join(FILES)})."
+                )
+
+
 def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """Make sure the four MNIST IDX files are under <root>/MNIST/raw, downloading if allowed; return root."""
+    """Find (or download, if allowed) the four MNIST IDX files, check them; return the folder holding them.
+
+    Looks in <root>/MNIST/raw, then <root> itself, where root is `data_dir`, else $MNIST_DATA_DIR, else ./data.
+    A failed lookup or download leaves no new folders behind.
+    """
     root = resolve_data_dir(data_dir)
-    raw = root / "MNIST" / "raw"
-    missing = [name for name in FILES if not (raw / name).is_file()]
+    raw = next((d for d in _candidates(root) if all((d / name).is_file() for name in FILES)), None)
     reason = "Downloading was not allowed (download=False)."
-    if missing and download:
+    if raw is None and download:
         reason = "Downloading did not produce them."
+        missing_dirs = [d for d in (root / "MNIST" / "raw", root / "MNIST", root, *root.parents) if not d.exists()]
+        created = missing_dirs[-1] if missing_dirs else None  # the topmost folder a download would create
         try:  # torchvision skips files already present, so this only fetches what is missing
             datasets.MNIST(str(root), train=True, download=True)
             datasets.MNIST(str(root), train=False, download=True)
+            raw = root / "MNIST" / "raw"
         except Exception as exc:  # urllib/http/checksum errors: summarised below, not shown as a stack
-            reason = f"Downloading failed ({type(exc).__name__}: {exc})."
-        missing = [name for name in FILES if not (raw / name).is_file()]
-    if missing:
+            reason = f"Downloading failed ({type(exc).__name__}: {' '.join(str(exc).split())})."
+            if created is not None:  # a mistyped path must not leave a tree of empty folders behind
+                shutil.rmtree(created, ignore_errors=True)
+    if raw is None:
+        looked = _candidates(root)[0]
+        missing = [name for name in FILES if not (looked / name).is_file()]
         raise MNISTNotFoundError(
-            f"MNIST files not found in {raw}: missing {', '.join(missing)} "
+            f"MNIST files not found in {looked} (nor in {root} itself): missing {', '.join(missing)} "
             f"(expected all of {', '.join(FILES)}, uncompressed). {reason} "
-            f"Put the files there, or point ${DATA_ENV} (or data_dir=) at the folder that contains MNIST/raw/."
+            f"Put the files there, or point ${DATA_ENV} (or data_dir=) at the folder that contains MNIST/raw/ "
+            f"or at the folder holding the four files."
         )
     for name in FILES:
         check_idx_file(raw / name)
-    return root
+    _check_split_sizes(raw)
+    return raw
 
 
-def _mnist(root: Path, train: bool, transform=None) -> datasets.MNIST:
-    return datasets.MNIST(str(root), train=train, transform=transform, download=False)
+class MNIST(Dataset):
+    """One MNIST split as a map-style dataset of (image, label) pairs.
+
+    Without `transform`, an image is the test-time input: (1, 28, 28) float32, normalised. With one, the
+    transform gets the PIL image, as with torchvision's MNIST. The fast loader augments whole batches
+    itself, so its `.dataset` is this test-time view of the training images.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable | None = None) -> None:
+        self.images, self.labels, self.transform = images, labels, transform  # (N, 28, 28) uint8, (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = self.images[i]
+        if self.transform is not None:
+            return self.transform(Image.fromarray(image.cpu().numpy())), int(self.labels[i])
+        return normalize(image.float().div(255).unsqueeze(0)).cpu(), int(self.labels[i])
+
+
+def mnist_split(train: bool, data_dir: str | os.PathLike | None = None, download: bool = True,
+                transform: Callable | None = None, subset: int | None = None) -> MNIST:
+    """The training (60k) or test (10k) split as an MNIST dataset; `subset` keeps its first n images."""
+    raw = ensure_mnist(data_dir, download)
+    prefix = "train" if train else "t10k"
+    images = read_image_file(str(raw / f"{prefix}-images-idx3-ubyte"))[:subset]
+    labels = read_label_file(str(raw / f"{prefix}-labels-idx1-ubyte"))[:subset]
+    return MNIST(images, labels, transform)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -129,21 +195,21 @@ def affine_batch(x: torch.Tensor, angle: torch.Tensor, cropped: torch.Tensor) ->
 
 
 class TensorLoader:
-    """A DataLoader-like iterable over an in-memory uint8 image tensor, augmenting batches on the fly."""
+    """A DataLoader-like iterable over an MNIST dataset held in memory, augmenting whole batches on the fly."""
 
     def __init__(
         self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
+        dataset: MNIST,
         batch_size: int,
         shuffle: bool,
         augment: bool,
         seed: int = 0,
         device: torch.device | str = "cpu",
     ) -> None:
+        self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
-        self.images = images.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
-        self.labels = labels.to(self.device)
+        self.images = dataset.images.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
+        self.labels = dataset.labels.to(self.device)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -164,11 +230,6 @@ class TensorLoader:
             if self.augment:
                 x = augment_batch(x, self.generator)
             yield normalize(x), self.labels[idx]
-
-    @property
-    def dataset(self) -> torch.Tensor:
-        """The labels; there so len(loader.dataset) is the number of samples, as with a DataLoader."""
-        return self.labels
 
 
 def train_transforms() -> transforms.Compose:
@@ -215,27 +276,21 @@ def load_data(
         raise ValueError(f"batch sizes must be positive integers, got {batch_size} and {test_batch_size}")
     if subset is not None and subset < 1:
         raise ValueError(f"subset must be a positive number of images or None, got {subset}")
-    root = ensure_mnist(data_dir, download)
-    if pipeline == "fast":
-        train_set, test_set = _mnist(root, True), _mnist(root, False)
-        cut = slice(0, subset)
-        train = TensorLoader(
-            train_set.data[cut], train_set.targets[cut], batch_size, True, True, seed, device
-        )
-        test = TensorLoader(test_set.data[cut], test_set.targets[cut], test_batch_size, False, False, seed, device)
+    if pipeline not in ("fast", "torchvision"):
+        raise ValueError(f"pipeline must be 'fast' or 'torchvision', got {pipeline!r}")
+    fast = pipeline == "fast"
+    train_set = mnist_split(True, data_dir, download, None if fast else train_transforms(), subset)
+    test_set = mnist_split(False, data_dir, download, None if fast else test_transforms(), subset)
+    if fast:
+        train = TensorLoader(train_set, batch_size, True, True, seed, device)
+        test = TensorLoader(test_set, test_batch_size, False, False, seed, device)
         return train, test
-    if pipeline == "torchvision":
-        train_set, test_set = _mnist(root, True, train_transforms()), _mnist(root, False, test_transforms())
-        if subset is not None:
-            train_set = torch.utils.data.Subset(train_set, range(min(subset, len(train_set))))
-            test_set = torch.utils.data.Subset(test_set, range(min(subset, len(test_set))))
-        common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
-                      worker_init_fn=_seed_worker, persistent_workers=num_workers > 0)
-        generator = torch.Generator().manual_seed(seed)
-        train = DataLoader(train_set, batch_size, shuffle=True, generator=generator, **common)
-        test = DataLoader(test_set, test_batch_size, shuffle=False, **common)
-        return train, test
-    raise ValueError(f"pipeline must be 'fast' or 'torchvision', got {pipeline!r}")
+    common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
+                  worker_init_fn=_seed_worker, persistent_workers=num_workers > 0)
+    generator = torch.Generator().manual_seed(seed)
+    train = DataLoader(train_set, batch_size, shuffle=True, generator=generator, **common)
+    test = DataLoader(test_set, test_batch_size, shuffle=False, **common)
+    return train, test
 
 
 def image_grid(images: torch.Tensor, titles: list[str], ncols: int = 8, suptitle: str | None = None):

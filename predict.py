@@ -30,7 +30,11 @@ MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the ima
 
 
 class ImageError(ValueError):
-    """An image that cannot be read or holds no digit."""
+    """An image that cannot be read or holds no digit; `path` names it."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {reason}")
 
 
 @dataclass
@@ -58,13 +62,28 @@ def open_image(source: str | os.PathLike | Image.Image) -> Image.Image:
             img.seek(0)  # first frame of an animated GIF
             img.load()
             return img.copy()
+    except Image.DecompressionBombError as exc:  # a header claiming a huge size: refuse before decoding it
+        raise ImageError(source, f"image is too large to be a digit photo ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{source}: not a readable image ({type(exc).__name__}: {exc})") from exc
+        raise ImageError(source, f"not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
-def to_grey_on_paper(img: Image.Image) -> np.ndarray:
-    """Grey levels in [0, 1] with transparent areas turned into white paper."""
+HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")  # 16/32-bit integer and float greys
+
+
+def to_grey_on_paper(img: Image.Image, name: str = "image") -> np.ndarray:
+    """Grey levels in [0, 1] with transparent areas turned into white paper.
+
+    8-bit images are scaled by 255. 16-bit, 32-bit and float images are scaled by their own range (min to
+    max): convert("L") would clip them at 255, and a 12-bit scan in a 16-bit file never reaches 65535.
+    """
     img = ImageOps.exif_transpose(img)
+    if img.mode in HIGH_DEPTH_MODES:
+        grey = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(grey).all():
+            raise ImageError(name, "image holds NaN or infinite pixel values")
+        low, high = grey.min(), grey.max()
+        return ((grey - low) / (high - low) if high > low else np.zeros_like(grey)).astype(np.float32)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -75,9 +94,9 @@ def to_grey_on_paper(img: Image.Image) -> np.ndarray:
 def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
     """Any digit image -> the (28, 28) MNIST-style input in [0, 1] (white ink on black, centred)."""
     name = "image" if isinstance(source, Image.Image) else str(source)
-    grey = to_grey_on_paper(open_image(source))
+    grey = to_grey_on_paper(open_image(source), name)
     if min(grey.shape) < 4:
-        raise ImageError(f"{name}: image is {grey.shape[1]}x{grey.shape[0]} px, too small to hold a digit")
+        raise ImageError(name, f"image is {grey.shape[1]}x{grey.shape[0]} px, too small to hold a digit")
     # The border is mostly paper: if it is light, the ink is dark and the image is inverted.
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) > 0.5:
@@ -86,7 +105,7 @@ def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
     filtered = np.asarray(Image.fromarray(grey).filter(ImageFilter.MedianFilter(3)), dtype=np.float32)
     paper, ink = np.median(filtered), np.percentile(filtered, 99.5)
     if ink - paper < MIN_CONTRAST:
-        raise ImageError(f"{name}: image looks blank (ink and paper differ by {ink - paper:.2f} < {MIN_CONTRAST})")
+        raise ImageError(name, f"image looks blank (ink and paper differ by {ink - paper:.2f} < {MIN_CONTRAST})")
     x = np.clip((filtered - paper) / (ink - paper), 0.0, 1.0)
     x[x < INK_THRESHOLD] = 0.0
     rows, cols = np.nonzero(x.sum(1))[0], np.nonzero(x.sum(0))[0]
@@ -121,19 +140,21 @@ def predict_image(
     return Prediction(name, top3[0][0], top3[0][1], top3, image)
 
 
-def collect_images(paths: list[str | os.PathLike]) -> list[Path]:
-    """Expand folders into their image files (sorted); files are kept as given, whatever their suffix."""
-    found = []
+def collect_images(paths: list[str | os.PathLike]) -> list[Path | ImageError]:
+    """Expand folders into their image files (sorted); files are kept as given, whatever their suffix.
+
+    A missing path or a folder without images becomes an ImageError in the list, so the caller can report
+    it in its place and go on with the rest.
+    """
+    found: list[Path | ImageError] = []
     for p in map(Path, paths):
         if p.is_dir():
             images = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                raise ImageError(f"{p}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            found += images
+            found += images or [ImageError(p, f"folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")]
         elif p.exists():
             found.append(p)
         else:
-            raise ImageError(f"{p}: no such file or folder")
+            found.append(ImageError(p, "no such file or folder"))
     return found
 
 
@@ -146,17 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         model, _ = load_checkpoint(a.checkpoint)
-        files = collect_images(a.paths)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    files = collect_images(a.paths)
     failed = 0
     for f in files:
         try:
-            r = predict_image(model, f)
+            r = f if isinstance(f, ImageError) else predict_image(model, f)
         except ImageError as exc:
+            r = exc
+        if isinstance(r, ImageError):
             failed += 1
-            print(json.dumps({"path": str(f), "error": str(exc)}) if a.json else f"error: {exc}",
+            print(json.dumps({"path": r.path, "error": str(r)}) if a.json else f"error: {r}",
                   file=sys.stdout if a.json else sys.stderr)
             continue
         if a.json:
@@ -165,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             alternatives = ", ".join(f"{d} {p:.1%}" for d, p in r.top3)
             print(f"{f}: {r.digit} ({r.probability:.1%})  top 3: {alternatives}")
     if failed:
-        print(f"{failed} of {len(files)} image(s) could not be read", file=sys.stderr)
+        print(f"{failed} of {len(files)} input(s) could not be predicted", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -1,29 +1,35 @@
-"""Train the S6 CNN on MNIST from the command line: `python train.py [--seed 1] [--epochs 9] ...`.
+"""Train the S6 CNN on MNIST from the command line: `python train.py [--model 8k] [--seed 1] [--epochs 15] ...`.
 
-Writes to --out: checkpoint.pt (weights + config + metrics, replaced atomically after every epoch),
-history.json, curves.png, confusion.png and errors.png. Ctrl-C stops cleanly and keeps the last
-completed epoch's checkpoint. main() returns the final-epoch test accuracy.
+Writes to a fresh folder (default runs/<model>-seed<SEED>, numbered -2, -3, ... if taken; --out DIR to
+choose; an existing run there is replaced only with --force): checkpoint.pt (weights + config + metrics,
+replaced atomically after every epoch), history.json, curves.png, confusion.png and errors.png. Ctrl-C stops
+cleanly and keeps the last completed epoch's checkpoint; so does a diverging run, which exits 1.
+Expected errors (no data, bad flags, unwritable folder) are one line on stderr and exit 2.
+main() returns the final-epoch test accuracy.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from model import Net, count_parameters
+from datasets import CorruptMNISTError, MNISTNotFoundError
+from model import SIZES, Net, count_parameters
 from util import (
+    DivergedError,
     TrainConfig,
     build,
     confusion_matrix,
     fit,
     get_device,
-    load_checkpoint,
     plot_acc_loss,
     plot_confusion,
     plot_misclassified,
@@ -31,34 +37,65 @@ from util import (
     save_checkpoint,
 )
 
+RUNS = Path("runs")
+RUN_FILES = ("checkpoint.pt", "history.json")  # a folder holding either is an earlier run
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
-    """Command-line flags -> (config, output folder); defaults are TrainConfig's."""
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
+    """Command-line flags -> (config, the parsed flags); defaults are TrainConfig's."""
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=tuple(SIZES), default=d.model, help=f"model size (default {d.model})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak one-cycle learning rate (default {d.lr})")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay,
+                   help=f"per-step decay of the tested/saved weight average; 0 = off (default {d.ema_decay})")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help=f"default {d.label_smoothing}")
     p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     p.add_argument("--pipeline", choices=("fast", "torchvision"), default=d.pipeline, help="input pipeline")
     p.add_argument("--subset", type=int, default=d.subset, help="use only the first N images of each split")
     p.add_argument("--data-dir", default=d.data_dir, help="MNIST root (default: $MNIST_DATA_DIR, else ./data)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/seed<SEED>)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: a fresh runs/<model>-seed<SEED>)")
+    p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
     a = p.parse_args(argv)
     for name in ("epochs", "batch_size", "subset"):
         value = getattr(a, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if a.lr <= 0:
-        p.error(f"--lr must be positive, got {a.lr}")
-    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, pipeline=a.pipeline,
-                      subset=a.subset, data_dir=a.data_dir)
-    return cfg, a.out or Path("runs") / f"seed{a.seed}"
+    if not (math.isfinite(a.lr) and a.lr > 0):
+        p.error(f"--lr must be a positive finite number, got {a.lr}")
+    if not 0 <= a.ema_decay < 1:
+        p.error(f"--ema-decay must be in [0, 1), got {a.ema_decay}")
+    if not 0 <= a.label_smoothing < 1:
+        p.error(f"--label-smoothing must be in [0, 1), got {a.label_smoothing}")
+    cfg = TrainConfig(model=a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, ema_decay=a.ema_decay,
+                      label_smoothing=a.label_smoothing, seed=a.seed, pipeline=a.pipeline, subset=a.subset,
+                      data_dir=a.data_dir)
+    return cfg, a
+
+
+def output_folder(out: Path | None, cfg: TrainConfig, force: bool) -> Path:
+    """The run's folder, created and checked writable before any training; never an earlier run unless `force`."""
+    if out is None:  # the default is always a fresh folder: runs/15k-seed0, runs/15k-seed0-2, ...
+        base = RUNS / f"{cfg.model}-seed{cfg.seed}"
+        out = next(p for i in range(1, 10_000) if not (p := base if i == 1 else Path(f"{base}-{i}")).exists())
+    elif out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder: pass a folder path")
+    elif not force and any((out / name).exists() for name in RUN_FILES):
+        raise ValueError(f"--out {out} already holds a run ({out / 'checkpoint.pt'}): pass --force to replace it, "
+                         f"or another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise ValueError(f"cannot write to output folder {out} ({exc.strerror}): choose a writable --out") from None
+    return out
 
 
 def write_reports(out: Path, model: Net, run: dict, test_loader, device: torch.device) -> None:
     """history.json and the figures for a finished (or interrupted) run."""
-    (out / "history.json").write_text(json.dumps(run, indent=1) + "\n")
+    (out / "history.json").write_text(json.dumps(run, indent=1, allow_nan=False) + "\n")
     h = run["history"]
     plot_acc_loss(h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"]).savefig(out / "curves.png", dpi=80)
     images, labels, probs = predictions(model, device, test_loader)
@@ -66,19 +103,20 @@ def write_reports(out: Path, model: Net, run: dict, test_loader, device: torch.d
     plot_misclassified(images, labels, probs).savefig(out / "errors.png", dpi=80)
 
 
-def main(argv: list[str] | None = None) -> float:
-    """Train with the given flags; return the final-epoch test accuracy (%)."""
-    cfg, out = parse_args(argv)
-    out.mkdir(parents=True, exist_ok=True)
+def run_training(cfg: TrainConfig, out: Path) -> float:
+    """Train `cfg` into the prepared folder `out`; return the final-epoch test accuracy (%)."""
     device = get_device()
     model, train_loader, test_loader = build(cfg, device)
-    print(f"Net: {count_parameters(model):,} parameters | {cfg.to_dict()}")
+    print(f"Net({cfg.model!r}): {count_parameters(model):,} parameters | writing to {out}/ | {cfg.to_dict()}")
     start = time.perf_counter()
     completed: dict = {}  # the history as of the last finished epoch, kept for Ctrl-C
+    tested = model  # the weights that were tested and saved: the average when cfg.ema_decay > 0
 
-    def checkpoint(history: dict) -> None:
+    def checkpoint(history: dict, tested_model: Net) -> None:
+        nonlocal tested
+        save_checkpoint(out / "checkpoint.pt", tested_model, cfg, history)
         completed.update(history)
-        save_checkpoint(out / "checkpoint.pt", model, cfg, history)
+        tested = tested_model
 
     try:
         history, interrupted = fit(model, device, train_loader, test_loader, cfg, on_epoch=checkpoint), False
@@ -87,21 +125,36 @@ def main(argv: list[str] | None = None) -> float:
         print(f"\ninterrupted after {len(history.get('epoch', []))} complete epoch(s)", file=sys.stderr)
         if not history:
             raise SystemExit(130) from None
-        model.load_state_dict(load_checkpoint(out / "checkpoint.pt", device)[0].state_dict())
+    except DivergedError as exc:
+        kept = f"kept {out / 'checkpoint.pt'} from epoch {completed['epoch'][-1]}" if completed else "nothing saved"
+        print(f"error: {exc} ({kept})", file=sys.stderr)
+        raise SystemExit(1) from None
     run = {
         "config": cfg.to_dict(),
+        "model": cfg.model,
         "device": str(device),
         "parameters": count_parameters(model),
         "wall_seconds": round(time.perf_counter() - start, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "history": history,
     }
-    write_reports(out, model, run, test_loader, device)
+    write_reports(out, tested, run, test_loader, device)
     print(f"final test accuracy {history['test_acc'][-1]:.2f}% | {run['wall_seconds']:.1f}s | "
           f"peak RSS {run['peak_rss_mb']:.0f} MB | wrote {out}/")
     if interrupted:
         raise SystemExit(130)
     return history["test_acc"][-1]
+
+
+def main(argv: list[str] | None = None) -> float:
+    """Train with the given flags; return the final-epoch test accuracy (%). User errors exit 2 with one line."""
+    cfg, a = parse_args(argv)
+    try:
+        out = output_folder(a.out, cfg, a.force)
+        return run_training(cfg, out)
+    except (MNISTNotFoundError, CorruptMNISTError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

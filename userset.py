@@ -63,9 +63,7 @@ def write_userset(folder: Path, images: np.ndarray, labels: np.ndarray, seed: in
 
 def main(argv: list[str] | None = None) -> float:
     """Render the first --n MNIST test digits, predict them, write results/userset.json; return accuracy %."""
-    from torchvision.datasets import MNIST
-
-    from datasets import ensure_mnist
+    from datasets import mnist_split
     from predict import DEFAULT_CHECKPOINT, predict_image
     from util import load_checkpoint
 
@@ -76,11 +74,11 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--keep", type=Path, default=None, help="write the images here instead of a temporary folder")
     a = p.parse_args(argv)
-    test = MNIST(str(ensure_mnist(a.data_dir)), train=False)
+    test = mnist_split(False, a.data_dir, subset=a.n)
     model, _ = load_checkpoint(a.checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         folder = a.keep or Path(tmp)
-        files = write_userset(folder, test.data[: a.n].numpy(), test.targets[: a.n].numpy(), a.seed)
+        files = write_userset(folder, test.images.numpy(), test.labels.numpy(), a.seed)
         hits, by_suffix = 0, {}
         for path, label in files:
             ok = predict_image(model, path).digit == label

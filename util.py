@@ -8,19 +8,22 @@ training cell appended a second run to the first: those were its "periodic spike
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from datasets import image_grid, load_data
-from model import NUM_CLASSES, Net, count_parameters
+from datasets import DATA_ENV, image_grid, load_data
+from model import DEFAULT_SIZE, NUM_CLASSES, SIZES, Net, count_parameters
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 
@@ -29,12 +32,16 @@ CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 class TrainConfig:
     """The default recipe; train.py, the notebook and the tests all read these values."""
 
+    model: str = DEFAULT_SIZE  # a key of model.SIZES: "15k" (default), "8k" or "4k" parameters
     epochs: int = 9  # full passes over the 60k training images; one-cycle schedule spans them all
     batch_size: int = 128  # images per step: small enough for many updates per epoch, big enough for 2 cores
     lr: float = 0.05  # peak learning rate of the one-cycle schedule (SGD, Nesterov momentum)
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 0.0  # L2 on all weights; BatchNorm + augmentation + dropout regularise enough
     warmup: float = 0.2  # fraction of steps spent rising to the peak lr, then cosine down to ~0
+    ema_decay: float = 0.999  # per-step weight average used for testing and saving (horizon ~1000 steps,
+    #                           ~2 epochs); 0 = evaluate the raw weights
+    label_smoothing: float = 0.0  # share of the target spread over all classes; 0 = plain NLL
     seed: int = 0  # fixes initialisation, shuffling order and augmentation
     pipeline: str = "fast"  # "fast" (in-memory, batched augmentation) or "torchvision" (original PIL path)
     test_batch_size: int = 1000  # evaluation only: larger batches are faster and change nothing
@@ -44,6 +51,30 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The config as a plain dict (stored in checkpoints and histories)."""
         return dataclasses.asdict(self)
+
+
+ENV_OVERRIDES = {  # environment variable -> TrainConfig field, for the notebook (the tests run it small)
+    "S6_MODEL": "model", "S6_EPOCHS": "epochs", "S6_BATCH_SIZE": "batch_size", "S6_SEED": "seed", "S6_SUBSET": "subset",
+}
+
+
+def config_from_env(environ: Mapping[str, str] = os.environ) -> TrainConfig:
+    """TrainConfig's defaults, overridden by the S6_* variables that are set (and MNIST_DATA_DIR for data_dir)."""
+    values: dict = {"data_dir": environ.get(DATA_ENV) or None}
+    for var, field in ENV_OVERRIDES.items():
+        text = environ.get(var, "").strip()
+        if not text:
+            continue
+        if field == "model":
+            if text not in SIZES:
+                raise ValueError(f"{var}={text!r} is not a model size: use one of {', '.join(SIZES)}")
+            values[field] = text
+            continue
+        lowest = 0 if field == "seed" else 1
+        if not text.isdigit() or int(text) < lowest:
+            raise ValueError(f"{var}={text!r} must be an integer >= {lowest}: fix or unset the variable")
+        values[field] = int(text)
+    return TrainConfig(**values)
 
 
 def set_seed(seed: int) -> None:
@@ -72,7 +103,7 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[Net, object, object]:
         cfg.batch_size, cfg.data_dir, seed=cfg.seed, pipeline=cfg.pipeline, device=device,
         test_batch_size=cfg.test_batch_size, subset=cfg.subset,
     )
-    return Net().to(device), train_loader, test_loader
+    return Net(cfg.model).to(device), train_loader, test_loader
 
 
 def get_correct_pred_count(prediction: torch.Tensor, labels: torch.Tensor) -> int:
@@ -101,6 +132,13 @@ def _bar(loader, desc: str, disable: bool | None):
     return tqdm(loader, desc=desc, leave=False, disable=disable, mininterval=1.0)
 
 
+class DivergedError(FloatingPointError):
+    """Training diverged: a batch loss was not finite or exploded; the weights are no longer usable."""
+
+
+DIVERGED_LOSS = 100.0  # nats: chance is ln 10 = 2.3 and healthy runs never pass ~5; above this a run is lost
+
+
 def train(
     model: nn.Module,
     device: torch.device,
@@ -109,8 +147,12 @@ def train(
     criterion: Callable,
     scheduler=None,
     progress: bool | None = None,
+    ema: AveragedModel | None = None,
 ) -> tuple[float, float]:
-    """Train one epoch; step `scheduler` after every batch if given -> (mean loss, accuracy %)."""
+    """Train one epoch; step `scheduler` and update `ema` after every batch if given -> (mean loss, accuracy %).
+
+    Raises DivergedError before a step that would apply a non-finite or exploded loss.
+    """
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     bar = _bar(train_loader, "train", None if progress is None else not progress)
@@ -119,11 +161,20 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         output = model(data)
         loss = criterion(output, target)
+        value = loss.item()
+        if not math.isfinite(value) or value > DIVERGED_LOSS:
+            lr = optimizer.param_groups[0]["lr"]
+            raise DivergedError(
+                f"training diverged: batch loss {value:.4g} after {seen} images of this epoch (lr {lr:.4g}). "
+                f"Lower the learning rate (--lr); the last completed epoch's checkpoint is kept."
+            )
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        loss_sum += loss.item() * len(target)
+        if ema is not None:
+            ema.update_parameters(model)
+        loss_sum += value * len(target)
         correct += get_correct_pred_count(output, target)
         seen += len(target)
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}", refresh=False)
@@ -158,33 +209,60 @@ def format_epoch(history: dict[str, list], i: int = -1) -> str:
     )
 
 
+def make_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of `model`'s weights and BatchNorm statistics (PyTorch's AveragedModel).
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so a short run's average is not
+    dominated by the random initial weights.
+    """
+
+    def warmed_up_ema(averaged: list, current: list, n_averaged: torch.Tensor) -> None:
+        n = int(n_averaged)
+        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, n_averaged)
+
+    # use_buffers: average BatchNorm's running statistics too, so the average needs no extra pass to re-estimate them.
+    return AveragedModel(model, multi_avg_fn=warmed_up_ema, use_buffers=True)
+
+
+def training_criterion(cfg: TrainConfig) -> Callable:
+    """The training loss on log-probabilities: NLL, label-smoothed if cfg.label_smoothing > 0."""
+    if cfg.label_smoothing:  # cross_entropy's log_softmax leaves log-probabilities unchanged, so this is exact
+        return functools.partial(nn.functional.cross_entropy, label_smoothing=cfg.label_smoothing)
+    return nn.functional.nll_loss
+
+
 def fit(
     model: nn.Module,
     device: torch.device,
     train_loader,
     test_loader,
     cfg: TrainConfig,
-    criterion: Callable = nn.functional.nll_loss,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict, nn.Module], None] | None = None,
     progress: bool | None = None,
 ) -> dict[str, list]:
     """Train for cfg.epochs with the one-cycle recipe, testing after each epoch -> a fresh history.
 
-    Prints one line per epoch; calls `on_epoch(history)` after each (e.g. to save a checkpoint).
+    With cfg.ema_decay the weight average is what is tested, and `model` ends holding it. Prints one line
+    per epoch; calls `on_epoch(history, tested_model)` after each (e.g. to save a checkpoint).
     """
     optimizer, scheduler = make_optimizer(model, cfg, steps_per_epoch=len(train_loader))
+    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
+    tested = ema.module if ema is not None else model
+    criterion = training_criterion(cfg)
     history = new_history()
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        train_loss, train_acc = train(model, device, train_loader, optimizer, criterion, scheduler, progress)
-        test_loss, test_acc = test(model, device, test_loader, criterion)
+        train_loss, train_acc = train(model, device, train_loader, optimizer, criterion, scheduler, progress, ema)
+        test_loss, test_acc = test(tested, device, test_loader, nn.functional.nll_loss)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)
         for key, value in row.items():
             history[key].append(value)
         print(format_epoch(history), flush=True)
         if on_epoch is not None:
-            on_epoch(history)
+            on_epoch(history, tested)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     return history
 
 
@@ -208,11 +286,16 @@ def plot_acc_loss(train_losses, train_acc, test_losses, test_acc):
 def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, history: dict) -> None:
     """Write weights + what rebuilds and describes them; atomic, so a crash never leaves half a file."""
     path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise DivergedError(f"refusing to save non-finite weights ({', '.join(bad[:3])}) to {path}")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "arch": type(model).__name__,
+        "model": model.size,
         "parameters": count_parameters(model),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "state_dict": state,
         "config": cfg.to_dict(),
         "history": history,
     }
@@ -222,27 +305,40 @@ def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, histo
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[Net, dict]:
-    """Rebuild the trained Net from a train.py checkpoint (weights only, never pickled code) -> (model, payload)."""
+    """Rebuild the trained Net of whichever size a train.py checkpoint holds (weights only) -> (model, payload)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: train one with `python train.py` or pass its path")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors, truncated zip archives, non-torch files
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise ValueError(f"{path} is not a checkpoint written by train.py (no 'state_dict' entry)")
-    model = Net()
-    arch, expected = payload.get("arch"), model.state_dict()
-    got = payload["state_dict"]
-    mismatched = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k].shape != got[k].shape]
-    if arch != type(model).__name__ or mismatched:
+        # torch's own message suggests weights_only=False, i.e. running the file's code: never for a foreign file.
         raise ValueError(
-            f"{path} holds a model of another architecture (arch={arch!r}; first differing weights: "
-            f"{mismatched[:3]}) than this model.py's Net ({count_parameters(model):,} parameters). "
-            f"Retrain with `python train.py` or check out the code that wrote it."
+            f"{path} is not a checkpoint written by this project's train.py (it cannot be read as plain tensors: "
+            f"{type(exc).__name__}). Do not load it with weights_only=False unless you trust its origin; "
+            f"use checkpoints/s6.pt or train one with `python train.py`."
+        ) from None
+    state = payload.get("state_dict") if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a checkpoint written by train.py (no 'state_dict' of tensors)")
+    size = payload.get("model", DEFAULT_SIZE)  # checkpoints from before the model family hold the default size
+    if payload.get("arch") != Net.__name__ or size not in SIZES:
+        raise ValueError(
+            f"{path} holds a model of another architecture (arch={payload.get('arch')!r}, size={size!r}); "
+            f"this model.py builds Net of sizes {', '.join(SIZES)}. Retrain with `python train.py`."
         )
-    model.load_state_dict(got)
+    model = Net(size)
+    expected = model.state_dict()
+    mismatched = sorted(set(expected) ^ set(state)) or [k for k in expected if expected[k].shape != state[k].shape]
+    if mismatched:
+        raise ValueError(
+            f"{path} holds weights that do not fit Net({size!r}) ({count_parameters(model):,} parameters; first "
+            f"differing weights: {mismatched[:3]}). Retrain with `python train.py` or check out the code that wrote it."
+        )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the run that wrote it diverged")
+    model.load_state_dict(state)
     return model.to(device).eval(), payload
 
 

@@ -91,12 +91,12 @@ def test_truncated_file_is_reported(data_dir, tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in FILES:
-        shutil.copy(data_dir / "MNIST" / "raw" / name, raw / name)
+        shutil.copy(data_dir / name, raw / name)
     with open(raw / "t10k-images-idx3-ubyte", "r+b") as f:
         f.truncate(100_000)
     with pytest.raises(CorruptMNISTError, match="t10k-images-idx3-ubyte is truncated"):
         load_data(64, tmp_path)
-    shutil.copy(data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte", raw)
+    shutil.copy(data_dir / "t10k-images-idx3-ubyte", raw)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"<html>not found</html>")
     with pytest.raises(CorruptMNISTError, match="not an MNIST IDX file"):
         ensure_mnist(tmp_path)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision.datasets import MNIST
 
 import predict
+from datasets import mnist_split
 from predict import DEFAULT_CHECKPOINT, ImageError, collect_images, predict_image, preprocess
 from userset import render_as_photo, write_userset
 from util import load_checkpoint
@@ -14,8 +14,8 @@ from util import load_checkpoint
 
 @pytest.fixture(scope="module")
 def digits(data_dir):
-    test = MNIST(str(data_dir), train=False)
-    return test.data[:40].numpy(), test.targets[:40].numpy()
+    test = mnist_split(False, data_dir, subset=40)
+    return test.images.numpy(), test.labels.numpy()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_cli_reports_bad_files_and_predicts_the_rest(digits, tmp_path, capsys):
     for path, label in files:
         r = by_name[path.name]
         assert r["digit"] == label and len(r["top3"]) == 3 and 0 < r["probability"] <= 1
-    assert "2 of 5 image(s) could not be read" in captured.err
+    assert "2 of 5 input(s) could not be predicted" in captured.err
 
 
 def test_cli_text_output_and_error_exits(digits, tmp_path, capsys):
@@ -88,15 +88,16 @@ def test_cli_text_output_and_error_exits(digits, tmp_path, capsys):
     assert predict.main([str(path)]) == 0
     assert f": {label} (" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()
-    assert predict.main([str(tmp_path / "empty")]) == 2
+    assert predict.main([str(tmp_path / "empty")]) == 1
     assert "folder holds no images" in capsys.readouterr().err
     assert predict.main([str(path), "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_missing_path_and_tiny_image_are_clear_errors(tmp_path):
-    with pytest.raises(ImageError, match="no such file"):
-        collect_images([tmp_path / "nope.png"])
+    [missing] = collect_images([tmp_path / "nope.png"])
+    assert isinstance(missing, ImageError) and "no such file" in str(missing)
+    assert missing.path == str(tmp_path / "nope.png")
     with pytest.raises(ImageError, match="too small"):
         preprocess(Image.new("L", (2, 2)))
 

@@ -39,7 +39,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(ValueError, match="not a checkpoint written by this project"):
         load_checkpoint(tmp_path / "junk.pt")
     other = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10))
     other(torch.zeros(1, 1, 28, 28))
