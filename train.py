@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak one-cycle learning rate (default {d.lr})")
     p.add_argument("--ema-decay", type=float, default=d.ema_decay,
                    help=f"per-step decay of the tested/saved weight average; 0 = off (default {d.ema_decay})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help=f"default {d.label_smoothing}")
     p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     p.add_argument("--pipeline", choices=("fast", "torchvision"), default=d.pipeline, help="input pipeline")
@@ -67,11 +68,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         p.error(f"--lr must be a positive finite number, got {a.lr}")
     if not 0 <= a.ema_decay < 1:
         p.error(f"--ema-decay must be in [0, 1), got {a.ema_decay}")
+    if not (math.isfinite(a.weight_decay) and a.weight_decay >= 0):
+        p.error(f"--weight-decay must be a finite number >= 0, got {a.weight_decay}")
     if not 0 <= a.label_smoothing < 1:
         p.error(f"--label-smoothing must be in [0, 1), got {a.label_smoothing}")
-    cfg = TrainConfig(model=a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, ema_decay=a.ema_decay,
-                      label_smoothing=a.label_smoothing, seed=a.seed, pipeline=a.pipeline, subset=a.subset,
-                      data_dir=a.data_dir)
+    cfg = TrainConfig(model=a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                      ema_decay=a.ema_decay, label_smoothing=a.label_smoothing, seed=a.seed, pipeline=a.pipeline,
+                      subset=a.subset, data_dir=a.data_dir)
     return cfg, a
 
 

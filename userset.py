@@ -1,21 +1,29 @@
-"""A user-style test set: MNIST test digits rendered as photos/scans, and predict.py's accuracy on them.
+"""User-style test sets: MNIST test digits rendered as people's photos, scans and drawings, and the accuracy
+of predict.py (the same preprocessing as the app) on them. Digits come from the MNIST *test* split only.
 
-Each digit becomes dark ink on tinted, noisy paper, enlarged 3-10x, off-centre on a non-square canvas,
-saved as RGB/greyscale/RGBA PNG, JPEG, BMP or GIF. Digits come from the MNIST *test* split, which the
-model never trained on.
+- photos: dark ink on tinted, noisy paper, enlarged 3-10x, off-centre on a non-square canvas, saved as
+  RGB/greyscale/RGBA PNG, JPEG, BMP or GIF.
+- handwriting conditions (CONDITIONS): thin pens and thick markers (0.5x-3x MNIST's stroke width), mouse
+  strokes of constant width, low-resolution scans (digit down to ~8 px high), Gaussian blur, heavy JPEG,
+  shear and perspective.
 
-    python userset.py --n 1000            # -> results/userset.json (accuracy of checkpoints/s6.pt)
+    python userset.py --n 1000                  # -> results/userset.json (photos)
+    python userset.py --conditions --n 500      # -> results/robustness.json (per condition)
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
+
+from predict import MNIST_STROKE, draw_pen, thin
 
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
 
@@ -59,6 +67,84 @@ def write_userset(folder: Path, images: np.ndarray, labels: np.ndarray, seed: in
         img.save(path, **({"quality": int(rng.integers(60, 91))} if suffix == ".jpg" else {}))
         written.append((path, int(label)))
     return written
+
+
+SCALE = 4  # handwriting conditions are drawn at 4x MNIST's resolution: the 28x28 field becomes 112x112
+STROKE_PX = MNIST_STROKE * SCALE  # MNIST's median stroke width at that resolution
+
+
+def ink_mask(digit: np.ndarray) -> np.ndarray:
+    """A (28, 28) uint8 MNIST digit -> its ink coverage in [0, 1] at SCALE times the resolution."""
+    size = 28 * SCALE
+    big = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+    return (np.asarray(big, np.float32) / 255).clip(0, 1)
+
+
+def restroke(mask: np.ndarray, width_factor: float) -> np.ndarray:
+    """Redraw the digit along its centre line with a round pen `width_factor` times MNIST's stroke width."""
+    return draw_pen(thin(mask > 0.4), width_factor * STROKE_PX)
+
+
+def on_paper(mask: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Dark ink `mask` on white paper with a margin, as a greyscale image."""
+    pad = int(rng.integers(10, 40))
+    ink = np.pad(mask, pad)
+    grey = 1.0 - ink * rng.uniform(0.75, 0.95)
+    return Image.fromarray((grey * 255).round().astype(np.uint8))
+
+
+def low_res_scan(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Down to a digit height of ~8-12 px (the 20 px MNIST box is 80 px here), then back up."""
+    factor = rng.uniform(8, 12) / (20 * SCALE)
+    small = img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), Image.Resampling.BOX)
+    return small.resize(img.size, Image.Resampling.BILINEAR)
+
+
+def jpeg(img: Image.Image, quality: int) -> Image.Image:
+    """`img` after a round trip through JPEG at `quality`."""
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+
+
+def shear_or_perspective(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A slight random shear (up to ±0.3) and perspective tilt, white paper filling the new corners."""
+    w, h = img.size
+    k = rng.uniform(-0.3, 0.3)
+    px, py = rng.uniform(-0.0015, 0.0015, 2) * (112 / max(w, h))
+    coeffs = (1, k, -k * h / 2, 0, 1, 0, px, py)
+    return img.transform(img.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC, fillcolor=255)
+
+
+CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] = {  # name -> digit, rng -> image
+    "thin pen (0.5x stroke)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(0.4, 0.6)), rng),
+    "MNIST-like pen (1x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(0.8, 1.2)), rng),
+    "marker (2x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(1.8, 2.2)), rng),
+    "thick marker (3x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(2.7, 3.3)), rng),
+    "mouse strokes (constant width, aliased)": lambda d, rng: on_paper(
+        (draw_pen(thin(ink_mask(d) > 0.4), rng.uniform(0.6, 1.6) * STROKE_PX) > 0.5).astype(np.float32), rng),
+    "low-res scan (8-12 px digit)": lambda d, rng: low_res_scan(on_paper(ink_mask(d), rng), rng),
+    "Gaussian blur": lambda d, rng: on_paper(ink_mask(d), rng).filter(ImageFilter.GaussianBlur(rng.uniform(2, 5))),
+    "heavy JPEG (quality 5-15)": lambda d, rng: jpeg(on_paper(ink_mask(d), rng), int(rng.integers(5, 16))),
+    "shear / perspective": lambda d, rng: shear_or_perspective(on_paper(ink_mask(d), rng), rng),
+}
+
+
+def condition_accuracy(model, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, dict]:
+    """Accuracy of `model` (through predict.py's preprocessing) on every condition -> {name: {accuracy, n}}."""
+    from predict import ImageError, predict_image
+
+    report = {}
+    for k, (name, render) in enumerate(CONDITIONS.items()):
+        rng = np.random.default_rng([seed, k])
+        hits = 0
+        for digit, label in zip(images, labels):
+            try:
+                hits += predict_image(model, render(digit, rng)).digit == int(label)
+            except ImageError:  # counted as wrong: the user would get no answer
+                pass
+        report[name] = {"accuracy": round(100 * hits / len(labels), 2), "n": len(labels)}
+    return report
 
 
 def main(argv: list[str] | None = None) -> float:

@@ -33,11 +33,12 @@ class TrainConfig:
     """The default recipe; train.py, the notebook and the tests all read these values."""
 
     model: str = DEFAULT_SIZE  # a key of model.SIZES: "15k" (default), "8k" or "4k" parameters
-    epochs: int = 9  # full passes over the 60k training images; one-cycle schedule spans them all
+    epochs: int = 15  # full passes over the 60k training images; one-cycle schedule spans them all. 9 epochs
+    #                   averaged 99.45%; 15 buy the margin (README: ablation and frontier tables)
     batch_size: int = 128  # images per step: small enough for many updates per epoch, big enough for 2 cores
     lr: float = 0.05  # peak learning rate of the one-cycle schedule (SGD, Nesterov momentum)
     momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 0.0  # L2 on all weights; BatchNorm + augmentation + dropout regularise enough
+    weight_decay: float = 5e-4  # L2 on all weights: +0.04% over none at 15 epochs in the screening (2 seeds)
     warmup: float = 0.2  # fraction of steps spent rising to the peak lr, then cosine down to ~0
     ema_decay: float = 0.999  # per-step weight average used for testing and saving (horizon ~1000 steps,
     #                           ~2 epochs); 0 = evaluate the raw weights

@@ -1,0 +1,186 @@
+"""The Gradio app, started as a user starts it: drawn on in a real browser, and called through its API."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets import mnist_split
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a browser downloaded by playwright
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"]
+SCREENSHOT = ROOT / "runs" / "app.png"  # git-ignored; docs/app.png is a copy of it
+CANVAS = 400  # app.py's sketchpad canvas, in its own pixels
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """`python app.py --port N` in its own process; its URL once it answers."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"app.py did not start:\n{proc.stdout.read()}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def stroke_paths(digit: str) -> list[list[tuple[float, float]]]:
+    """Pen strokes of a hand-drawn `digit` in unit coordinates (x right, y down)."""
+    if digit == "1":
+        return [[(0.45, 0.08), (0.5, 0.5), (0.52, 0.92)]]
+    if digit == "0":
+        t = np.linspace(0, 2 * np.pi, 36)
+        return [list(zip(0.5 + 0.28 * np.sin(t), 0.5 - 0.42 * np.cos(t)))]
+    if digit == "7":
+        return [[(0.15, 0.1), (0.85, 0.1), (0.6, 0.5), (0.42, 0.92)]]
+    raise ValueError(digit)
+
+
+PLACEMENTS = {  # name -> (size as a share of the canvas, centre x, centre y)
+    "large": (0.8, 0.5, 0.5),
+    "small": (0.3, 0.5, 0.5),
+    "off-centre": (0.4, 0.25, 0.3),
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (Debian's package)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the browser: {message}")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+FINAL_VERDICT = r"/^([0-9] \(|\*?\*?Not sure|Nothing drawn yet|Could not read)/"  # no progress timer in front
+
+
+def recognise_and_wait(page, expected_start: str) -> None:
+    """Click "Recognise drawing" and wait until the verdict changes to one starting with `expected_start`."""
+    from playwright.sync_api import TimeoutError
+
+    before = page.locator("#verdict").inner_text()
+    page.click("#recognise-drawing")
+    try:
+        page.wait_for_function(
+            "([before, start]) => { const t = document.querySelector('#verdict').innerText.trim(); "
+            "return t !== before.trim() && t.startsWith(start) && FINAL.test(t) }".replace("FINAL", FINAL_VERDICT),
+            arg=[before, expected_start], timeout=60_000)
+    except TimeoutError:
+        page.screenshot(path=SCREENSHOT.with_name("app-failure.png"))
+        pytest.fail(f"waited 60 s for a verdict starting {expected_start!r}; the page says "
+                    f"{page.locator('#verdict').inner_text()!r} (screenshot: {SCREENSHOT.with_name('app-failure.png')})")
+
+
+def test_digits_drawn_with_the_mouse_are_recognised_in_a_real_browser(app_url, browser):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(app_url, wait_until="networkidle")
+    page.wait_for_selector("#pad button[aria-label='Brush Size']")  # the app picks the brush on load
+    box = page.locator("#pad canvas").first.bounding_box()
+    zoom = float(page.locator("#pad").get_by_text("%").first.inner_text().strip("% ")) / 100
+    side = CANVAS * zoom  # the drawing area is centred in the canvas element
+    left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    results = {}
+    for digit in ("1", "0", "7"):
+        for placement, (size, cx, cy) in PLACEMENTS.items():
+            page.locator("#pad button[aria-label='Clear canvas']").click()
+            page.wait_for_timeout(1000)  # the editor hands its cleared value over, and picks the brush again
+            recognise_and_wait(page, "Nothing drawn yet")  # an empty canvas gets a message, never an exception
+            page.wait_for_selector("#pad button[aria-label='Brush Size']")
+            for path in stroke_paths(digit):
+                points = [(left + side * (cx + size * (x - 0.5)), top + side * (cy + size * (y - 0.5)))
+                          for x, y in path]
+                page.mouse.move(*points[0])
+                page.mouse.down()
+                for point in points[1:]:
+                    page.mouse.move(*point, steps=6)
+                page.mouse.up()
+            page.wait_for_timeout(500)  # the editor renders the strokes into the value it hands over
+            recognise_and_wait(page, "")
+            verdict = page.locator("#verdict").inner_text().strip()
+            results[digit, placement] = verdict
+            if (digit, placement) == ("7", "large"):
+                page.wait_for_selector("#seen img")
+                SCREENSHOT.parent.mkdir(exist_ok=True)
+                page.screenshot(path=SCREENSHOT)
+    wrong = {k: v for k, v in results.items() if not v.startswith(k[0] + " (")}
+    assert not wrong, f"misread drawings (digit, placement) -> page said: {wrong}"
+    hosts = {urlparse(u).hostname for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")}
+    assert hosts <= {"127.0.0.1", "localhost"}, f"the page reached beyond this machine: {sorted(hosts)}"
+    assert SCREENSHOT.read_bytes()[:4] == b"\x89PNG"
+    page.close()
+
+
+def test_classify_api_reads_real_mnist_digits(app_url, data_dir, tmp_path):
+    from gradio_client import Client, handle_file
+
+    test = mnist_split(False, data_dir, subset=20)
+    client = Client(app_url, verbose=False)
+    hits = 0
+    for i, (digit, label) in enumerate(zip(test.images.numpy(), test.labels.tolist())):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).save(path)  # ink on paper
+        result = client.predict(handle_file(path), api_name="/classify")
+        assert [c["label"] for c in result["confidences"]][0] == result["label"]
+        assert len(result["confidences"]) == 3
+        assert 0 < result["confidences"][0]["confidence"] <= 1
+        hits += int(result["label"]) == label
+    assert hits >= 19  # the shipped model reads at least 19 of these 20 test digits
+    Image.new("L", (64, 64), 255).save(tmp_path / "blank.png")
+    with pytest.raises(Exception, match="looks blank"):
+        client.predict(handle_file(tmp_path / "blank.png"), api_name="/classify")
+
+
+def test_app_handlers_say_when_nothing_is_drawn_or_unsure():
+    import app
+    from util import load_checkpoint
+
+    recognise, _ = app.make_handlers(load_checkpoint(app.DEFAULT_CHECKPOINT)[0])
+    label, seen, message = recognise(None)
+    assert label is None and seen is None and message.startswith("Nothing drawn yet")
+    empty = {"composite": np.full((400, 400, 4), 255, np.uint8), "background": None, "layers": []}
+    label, seen, message = recognise(empty)
+    assert label is None and message.startswith("Nothing drawn yet")
+    ambiguous = Image.new("L", (100, 100), 255)
+    ambiguous.paste(0, (45, 10, 55, 90))  # a bar: a 1, or the stem of a 7 or 4
+    label, seen, message = recognise(ambiguous)
+    assert len(label) == 3 and seen.shape == (app.SEEN_PX, app.SEEN_PX)
+    top = max(label.values())
+    assert message.startswith("**Not sure**") == (top < app.UNSURE_BELOW)
+
