@@ -4,19 +4,25 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test lint bench notebook clean
+.PHONY: train test demo export bench notebook clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-train: $(VENV)/.installed  ## train the default recipe, writing runs/seed0/
+train: $(VENV)/.installed  ## train the default recipe into a fresh runs/15k-seed0*/ (ARGS="--model 8k --seed 1")
 	$(PY) train.py $(ARGS)
 
-test: $(VENV)/.installed  ## lint, then the whole test suite on the real MNIST files
+test: $(VENV)/.installed  ## lint, then the whole test suite on the real MNIST files (browser test: needs chromium)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+demo: $(VENV)/.installed  ## the drawing app on http://127.0.0.1:7860 (offline; ARGS="--port 8000 --checkpoint PATH")
+	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py $(ARGS)
+
+export: $(VENV)/.installed  ## checkpoints/s6.pt -> s6.onnx, checked with onnxruntime on the MNIST test set
+	$(PY) export.py $(ARGS)
 
 bench: $(VENV)/.installed  ## speed benchmark -> results/bench.json
 	$(PY) bench.py $(ARGS)

@@ -148,7 +148,7 @@ def condition_accuracy(model, images: np.ndarray, labels: np.ndarray, seed: int 
 
 
 def main(argv: list[str] | None = None) -> float:
-    """Render the first --n MNIST test digits, predict them, write results/userset.json; return accuracy %."""
+    """Render the first --n MNIST test digits, predict them, write the results file; return accuracy %."""
     from datasets import mnist_split
     from predict import DEFAULT_CHECKPOINT, predict_image
     from util import load_checkpoint
@@ -156,12 +156,25 @@ def main(argv: list[str] | None = None) -> float:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1000, help="number of test digits to render (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conditions", action="store_true", help="the handwriting conditions -> results/robustness.json")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--keep", type=Path, default=None, help="write the images here instead of a temporary folder")
+    p.add_argument("--keep", type=Path, default=None, help="write the photos here instead of a temporary folder")
     a = p.parse_args(argv)
     test = mnist_split(False, a.data_dir, subset=a.n)
     model, _ = load_checkpoint(a.checkpoint)
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    command = f"python userset.py {'--conditions ' if a.conditions else ''}--n {a.n} --seed {a.seed}"
+    if a.conditions:
+        report = condition_accuracy(model, test.images.numpy(), test.labels.numpy(), a.seed)
+        accs = [r["accuracy"] for r in report.values()]
+        acc = sum(accs) / len(accs)
+        result = {"digits_per_condition": len(test), "overall_accuracy": round(acc, 2), "worst": min(accs),
+                  "by_condition": report, "checkpoint": a.checkpoint.name, "command": command}
+        print(json.dumps(result, indent=1))
+        (out / "robustness.json").write_text(json.dumps(result, indent=1) + "\n")
+        return acc
     with tempfile.TemporaryDirectory() as tmp:
         folder = a.keep or Path(tmp)
         files = write_userset(folder, test.images.numpy(), test.labels.numpy(), a.seed)
@@ -172,12 +185,9 @@ def main(argv: list[str] | None = None) -> float:
             s = by_suffix.setdefault(path.suffix, [0, 0])
             s[0], s[1] = s[0] + ok, s[1] + 1
     acc = 100 * hits / len(files)
-    result = {"images": len(files), "accuracy": round(acc, 2), "seed": a.seed, "checkpoint": str(a.checkpoint.name),
-              "by_format": {k: round(100 * h / n, 2) for k, (h, n) in sorted(by_suffix.items())},
-              "command": f"python userset.py --n {a.n} --seed {a.seed}"}
+    result = {"images": len(files), "accuracy": round(acc, 2), "seed": a.seed, "checkpoint": a.checkpoint.name,
+              "by_format": {k: round(100 * h / n, 2) for k, (h, n) in sorted(by_suffix.items())}, "command": command}
     print(json.dumps(result, indent=1))
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
     (out / "userset.json").write_text(json.dumps(result, indent=1) + "\n")
     return acc
 

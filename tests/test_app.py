@@ -101,9 +101,10 @@ def recognise_and_wait(page, expected_start: str) -> None:
             "return t !== before.trim() && t.startsWith(start) && FINAL.test(t) }".replace("FINAL", FINAL_VERDICT),
             arg=[before, expected_start], timeout=60_000)
     except TimeoutError:
-        page.screenshot(path=SCREENSHOT.with_name("app-failure.png"))
+        shot = SCREENSHOT.with_name("app-failure.png")
+        page.screenshot(path=shot)
         pytest.fail(f"waited 60 s for a verdict starting {expected_start!r}; the page says "
-                    f"{page.locator('#verdict').inner_text()!r} (screenshot: {SCREENSHOT.with_name('app-failure.png')})")
+                    f"{page.locator('#verdict').inner_text()!r} (screenshot: {shot})")
 
 
 def test_digits_drawn_with_the_mouse_are_recognised_in_a_real_browser(app_url, browser):

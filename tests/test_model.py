@@ -2,9 +2,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from model import INPUT_SHAPE, NUM_CLASSES, Net, count_parameters, model_summary
+from model import DEFAULT_SIZE, INPUT_SHAPE, NUM_CLASSES, SIZES, Net, count_parameters, model_summary
+from util import TrainConfig, load_checkpoint, save_checkpoint
 
 EXPECTED_PARAMETERS = 15_248  # pinned: a change to the architecture must update this on purpose
+PINNED = {"15k": 15_248, "8k": 7_798, "4k": 3_952}  # every size, pinned the same way
+BUDGET = {"15k": 15_700, "8k": 8_000, "4k": 4_000}  # issue 9's parameter limits
 
 
 @pytest.mark.parametrize("batch", [1, 2, 64])
@@ -21,8 +24,26 @@ def test_output_is_log_probabilities(batch, train_mode):
 
 def test_parameter_count_is_pinned_and_within_budget():
     n = count_parameters(Net())
-    assert n == EXPECTED_PARAMETERS
-    assert n <= 15_700
+    assert n == EXPECTED_PARAMETERS == PINNED[DEFAULT_SIZE]
+    assert set(SIZES) == set(PINNED)
+    for size, expected in PINNED.items():
+        model = Net(size)
+        assert count_parameters(model) == expected <= BUDGET[size], size
+        out = model(torch.randn(3, *INPUT_SHAPE))
+        assert out.shape == (3, NUM_CLASSES)
+
+
+def test_checkpoints_rebuild_whichever_size_they_hold(tmp_path):
+    for size in SIZES:
+        torch.manual_seed(0)
+        model = Net(size).eval()
+        save_checkpoint(tmp_path / f"{size}.pt", model, TrainConfig(model=size), {"test_acc": [50.0]})
+        loaded, payload = load_checkpoint(tmp_path / f"{size}.pt")
+        assert loaded.size == size == payload["model"] and payload["parameters"] == PINNED[size]
+        x = torch.randn(4, *INPUT_SHAPE)
+        torch.testing.assert_close(loaded(x), model(x))
+    with pytest.raises(ValueError, match="unknown model size '9k'"):
+        Net("9k")
 
 
 def test_has_batchnorm_dropout_and_global_average_pooling():
