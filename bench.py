@@ -167,19 +167,70 @@ def train_runs(group: str, runs: dict[str, list[str]], data_dir: str | None, job
 
 
 ABLATION_SEEDS = (0, 1)  # screening proxy: two seeds, 15k model; a winner is confirmed on seeds 0-4
-ABLATION = {  # name -> train.py flags; "base" is the recipe before issue 9 (9 epochs, no weight averaging)
-    "base": ["--epochs", "9", "--ema-decay", "0"],
-    "ema": ["--epochs", "9", "--ema-decay", "0.999"],
-    "ema+ls0.1": ["--epochs", "9", "--ema-decay", "0.999", "--label-smoothing", "0.1"],
-    "ema+lr0.1": ["--epochs", "9", "--ema-decay", "0.999", "--lr", "0.1"],
-    "ema+lr0.025": ["--epochs", "9", "--ema-decay", "0.999", "--lr", "0.025"],
-    "e15": ["--epochs", "15", "--ema-decay", "0"],
-    "e15+ema": ["--epochs", "15", "--ema-decay", "0.999"],
+ABLATION = {  # name -> train.py flags, every lever explicit; "base" is the recipe before issue 9
+    "base": ["--epochs", "9", "--ema-decay", "0", "--weight-decay", "0"],
+    "ema": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0"],
+    "ema+ls0.1": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0", "--label-smoothing", "0.1"],
+    "ema+lr0.1": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0", "--lr", "0.1"],
+    "ema+lr0.025": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0", "--lr", "0.025"],
+    "e15": ["--epochs", "15", "--ema-decay", "0", "--weight-decay", "0"],
+    "e15+ema": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0"],
     "e15+ema+wd5e-4": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "5e-4"],
-    "e15+ema+lr0.1": ["--epochs", "15", "--ema-decay", "0.999", "--lr", "0.1"],
-    "e15+ema+ls0.1": ["--epochs", "15", "--ema-decay", "0.999", "--label-smoothing", "0.1"],
-    "e15+ema+bs64": ["--epochs", "15", "--ema-decay", "0.999", "--batch-size", "64"],
+    "e15+ema+lr0.1": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0", "--lr", "0.1"],
+    "e15+ema+ls0.1": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0", "--label-smoothing", "0.1"],
+    "e15+ema+bs64": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0", "--batch-size", "64"],
 }
+
+
+def load_group(group: str) -> dict[str, dict]:
+    """results/<group>/*.json by name."""
+    return {f.stem: json.loads(f.read_text()) for f in sorted((RESULTS / group).glob("*.json"))}
+
+
+def summarise() -> str:
+    """The README's tables (sizes, frontier, ablation) as Markdown, computed from the committed results/ files."""
+    from model import SIZES, Net
+
+    def stats(accs: list[float]) -> str:
+        return f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else f"{accs[0]:.2f}"
+
+    def each(accs: list[float]) -> str:
+        return ", ".join(f"{a:.2f}" for a in accs)
+
+    lines = ["| model | parameters | MFLOP per training image | epochs | training MFLOP | final test acc, seeds 0-4 "
+             "(%) | mean ± std | min | min of last 3 epochs | training s (mean) |", "|---" * 10 + "|"]
+    sizes = load_group("sizes")
+    for size in SIZES:
+        runs = [sizes[k] for k in sorted(sizes) if k.startswith(f"{size}-seed")]
+        if not runs:
+            continue
+        flops = training_flops_per_image(Net(size)) / 1e6
+        finals = [r["history"]["test_acc"][-1] for r in runs]
+        last3 = min(min(r["history"]["test_acc"][-3:]) for r in runs)
+        epochs = runs[0]["config"]["epochs"]
+        wall = statistics.mean(r["wall_seconds"] for r in runs)
+        lines.append(f"| {size} | {runs[0]['parameters']:,} | {flops:.2f} | {epochs} | {flops * epochs:.0f} | "
+                     f"{each(finals)} | **{stats(finals)}** | {min(finals):.2f} | {last3:.2f} | {wall:.0f} |")
+    frontier = load_group("frontier")
+    flops = training_flops_per_image(Net()) / 1e6
+    lines += ["", "| epochs | training MFLOP | final test acc, seeds 0-4 (%) | mean ± std | min | all ≥ 99.4% |",
+              "|---|---|---|---|---|---|"]
+    by_epochs: dict[int, list[float]] = {}
+    for run in list(frontier.values()) + [r for k, r in sizes.items() if k.startswith("15k-")]:
+        by_epochs.setdefault(run["config"]["epochs"], []).append(run["history"]["test_acc"][-1])
+    for epochs, finals in sorted(by_epochs.items()):
+        lines.append(f"| {epochs} | {flops * epochs:.0f} | {each(finals)} | {stats(finals)} | "
+                     f"{min(finals):.2f} | {'yes' if min(finals) >= 99.4 and len(finals) == len(SEEDS) else 'no'} |")
+    ablation = load_group("ablation")
+    seeds = ", ".join(map(str, ABLATION_SEEDS))
+    lines += ["", f"| variant (15k model) | train.py flags | final test acc, seeds {seeds} (%) | mean ± std |",
+              "|---|---|---|---|"]
+    for name, flags in ABLATION.items():
+        finals = [ablation[f"{name}-seed{s}"]["history"]["test_acc"][-1] for s in ABLATION_SEEDS
+                  if f"{name}-seed{s}" in ablation]
+        if finals:
+            lines.append(f"| {name} | `{' '.join(flags)}` | {each(finals)} | {stats(finals)} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -195,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--frontier", type=int, nargs="+", metavar="EPOCHS",
                    help="train the default size for each epoch count, seeds 0-4 -> results/frontier/")
     p.add_argument("--ablation", action="store_true", help="the screening table -> results/ablation/")
+    p.add_argument("--report", action="store_true", help="print the README's tables from results/ and stop")
     p.add_argument("--rerun", action="store_true", help="--ablation: also re-run the variants already in results/")
     p.add_argument("--no-speed", action="store_true", help="skip the throughput stages")
     p.add_argument("--stage", choices=("original", "fast", "examples", "matmul"), help=argparse.SUPPRESS)
@@ -204,6 +256,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result))
         return result
 
+    if a.report:
+        print(summarise())
+        return {}
     result = {}
     if a.ablation:
         runs = {f"{name}-seed{seed}": [*flags, "--seed", str(seed)] for name, flags in ABLATION.items()

@@ -26,6 +26,7 @@ from util import load_checkpoint
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 DIGIT_BOX = 20  # MNIST: the digit's longer side is scaled to 20 px inside the 28x28 field
+MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
 MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank
 WORK_BOX = 80  # stroke widths are measured with the digit's longer side at 80 px (4x the 20 px MNIST box)
@@ -183,7 +184,8 @@ def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
     paper, ink = np.median(filtered), np.percentile(filtered, 99.5)
     if ink - paper < MIN_CONTRAST:
         raise ImageError(name, f"image looks blank (ink and paper differ by {ink - paper:.2f} < {MIN_CONTRAST})")
-    x = np.clip((filtered - paper) / (ink - paper), 0.0, 1.0)
+    # In a small image a 3x3 median eats the strokes themselves (raw 28x28 MNIST digits: 99.2% -> 99.8% without).
+    x = np.clip(((filtered if min(grey.shape) >= MEDIAN_MIN_SIDE else grey) - paper) / (ink - paper), 0.0, 1.0)
     x[x < INK_THRESHOLD] = 0.0
     rows, cols = np.nonzero(x.sum(1))[0], np.nonzero(x.sum(0))[0]
     x = normalise_stroke(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])

@@ -30,6 +30,7 @@ from util import (
     confusion_matrix,
     fit,
     get_device,
+    load_checkpoint,
     plot_acc_loss,
     plot_confusion,
     plot_misclassified,
@@ -128,6 +129,8 @@ def run_training(cfg: TrainConfig, out: Path) -> float:
         print(f"\ninterrupted after {len(history.get('epoch', []))} complete epoch(s)", file=sys.stderr)
         if not history:
             raise SystemExit(130) from None
+        # The weights moved on after the last saved epoch: report on what the checkpoint holds.
+        tested.load_state_dict(load_checkpoint(out / "checkpoint.pt", device)[0].state_dict())
     except DivergedError as exc:
         kept = f"kept {out / 'checkpoint.pt'} from epoch {completed['epoch'][-1]}" if completed else "nothing saved"
         print(f"error: {exc} ({kept})", file=sys.stderr)
