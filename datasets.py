@@ -171,7 +171,20 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def vary_strokes(x: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Thicken (half of `prob`) or thin (the other half) each image's strokes by a random 0-1 px per side.
+
+    A blend of the image with its 3x3 grey-level dilation or erosion: pens and markers are not MNIST's pen.
+    """
+    b = x.shape[0]
+    pick = torch.rand(b, generator=generator, device=x.device).view(b, 1, 1, 1)
+    amount = torch.rand(b, generator=generator, device=x.device).view(b, 1, 1, 1)
+    thick, thin = F.max_pool2d(x, 3, 1, 1), -F.max_pool2d(-x, 3, 1, 1)
+    target = torch.where(pick < prob / 2, thick, torch.where(pick < prob, thin, x))
+    return x + amount * (target - x)
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, stroke_prob: float = 0.0) -> torch.Tensor:
     """Randomly rotate (±15°) and, with p=0.1, zoom by 28/22 each image of a (B, 1, H, W) batch in one warp.
 
     The same distribution as the torchvision pipeline's RandomApply(CenterCrop(22)) -> Resize(28) ->
@@ -180,7 +193,8 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> 
     b = x.shape[0]
     angle = (torch.rand(b, generator=generator, device=x.device) * 2 - 1) * math.radians(ROTATION_DEG)
     cropped = torch.rand(b, generator=generator, device=x.device) < CROP_PROB
-    return affine_batch(x, angle, cropped)
+    x = affine_batch(x, angle, cropped)
+    return vary_strokes(x, stroke_prob, generator) if stroke_prob else x  # no draws when off: histories unchanged
 
 
 def affine_batch(x: torch.Tensor, angle: torch.Tensor, cropped: torch.Tensor) -> torch.Tensor:
@@ -205,12 +219,13 @@ class TensorLoader:
         augment: bool,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        stroke_prob: float = 0.0,
     ) -> None:
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
         self.images = dataset.images.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
         self.labels = dataset.labels.to(self.device)
-        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -228,7 +243,7 @@ class TensorLoader:
             idx = order[start : start + self.batch_size]
             x = self.images[idx].unsqueeze(1).float().div_(255)
             if self.augment:
-                x = augment_batch(x, self.generator)
+                x = augment_batch(x, self.generator, self.stroke_prob)
             yield normalize(x), self.labels[idx]
 
 
@@ -265,6 +280,7 @@ def load_data(
     num_workers: int = 0,
     download: bool = True,
     subset: int | None = None,
+    stroke_prob: float = 0.0,
 ) -> tuple:
     """Return (train_loader, test_loader) for MNIST: training data shuffled and augmented, test data not.
 
@@ -278,11 +294,13 @@ def load_data(
         raise ValueError(f"subset must be a positive number of images or None, got {subset}")
     if pipeline not in ("fast", "torchvision"):
         raise ValueError(f"pipeline must be 'fast' or 'torchvision', got {pipeline!r}")
+    if stroke_prob and pipeline != "fast":
+        raise ValueError("stroke_prob (stroke-width augmentation) exists in the fast pipeline only")
     fast = pipeline == "fast"
     train_set = mnist_split(True, data_dir, download, None if fast else train_transforms(), subset)
     test_set = mnist_split(False, data_dir, download, None if fast else test_transforms(), subset)
     if fast:
-        train = TensorLoader(train_set, batch_size, True, True, seed, device)
+        train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob)
         test = TensorLoader(test_set, test_batch_size, False, False, seed, device)
         return train, test
     common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",

@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
                    help=f"per-step decay of the tested/saved weight average; 0 = off (default {d.ema_decay})")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help=f"default {d.label_smoothing}")
+    p.add_argument("--stroke-prob", type=float, default=d.stroke_prob,
+                   help=f"share of training images with thickened/thinned strokes (default {d.stroke_prob})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     p.add_argument("--pipeline", choices=("fast", "torchvision"), default=d.pipeline, help="input pipeline")
     p.add_argument("--subset", type=int, default=d.subset, help="use only the first N images of each split")
@@ -71,11 +73,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         p.error(f"--ema-decay must be in [0, 1), got {a.ema_decay}")
     if not (math.isfinite(a.weight_decay) and a.weight_decay >= 0):
         p.error(f"--weight-decay must be a finite number >= 0, got {a.weight_decay}")
+    if not 0 <= a.stroke_prob <= 1:
+        p.error(f"--stroke-prob must be in [0, 1], got {a.stroke_prob}")
     if not 0 <= a.label_smoothing < 1:
         p.error(f"--label-smoothing must be in [0, 1), got {a.label_smoothing}")
     cfg = TrainConfig(model=a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                      ema_decay=a.ema_decay, label_smoothing=a.label_smoothing, seed=a.seed, pipeline=a.pipeline,
-                      subset=a.subset, data_dir=a.data_dir)
+                      ema_decay=a.ema_decay, label_smoothing=a.label_smoothing, stroke_prob=a.stroke_prob,
+                      seed=a.seed, pipeline=a.pipeline, subset=a.subset, data_dir=a.data_dir)
     return cfg, a
 
 

@@ -43,6 +43,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # per-step weight average used for testing and saving (horizon ~1000 steps,
     #                           ~2 epochs); 0 = evaluate the raw weights
     label_smoothing: float = 0.0  # share of the target spread over all classes; 0 = plain NLL
+    stroke_prob: float = 0.0  # share of training images whose strokes are thickened or thinned (fast pipeline)
     seed: int = 0  # fixes initialisation, shuffling order and augmentation
     pipeline: str = "fast"  # "fast" (in-memory, batched augmentation) or "torchvision" (original PIL path)
     test_batch_size: int = 1000  # evaluation only: larger batches are faster and change nothing
@@ -102,7 +103,7 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[Net, object, object]:
     set_seed(cfg.seed)
     train_loader, test_loader = load_data(
         cfg.batch_size, cfg.data_dir, seed=cfg.seed, pipeline=cfg.pipeline, device=device,
-        test_batch_size=cfg.test_batch_size, subset=cfg.subset,
+        test_batch_size=cfg.test_batch_size, subset=cfg.subset, stroke_prob=cfg.stroke_prob,
     )
     return Net(cfg.model).to(device), train_loader, test_loader
 

@@ -137,3 +137,16 @@ def test_augmentation_is_seeded_and_keeps_the_digit(data_dir):
     ratio = a.sum((1, 2, 3)) / x.sum((1, 2, 3))
     assert ((ratio > 0.85) & (ratio < (28 / 22) ** 2 * 1.05)).all()
     assert torch.allclose(normalize(torch.zeros(1)), torch.tensor([-0.1307 / 0.3081]))
+
+
+def test_stroke_variation_thickens_and_thins_real_digits(data_dir):
+    from datasets import vary_strokes
+
+    x = real_digits(data_dir, n=64)
+    varied = vary_strokes(x, 1.0, torch.Generator().manual_seed(0))
+    ratio = varied.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert (ratio > 1.05).any() and (ratio < 0.95).any()  # both directions
+    assert varied.min() >= 0 and varied.max() <= 1
+    assert torch.equal(vary_strokes(x, 0.0, torch.Generator().manual_seed(0)), x)
+    with pytest.raises(ValueError, match="fast pipeline only"):
+        load_data(64, data_dir, pipeline="torchvision", stroke_prob=0.5)
