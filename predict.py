@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from datasets import IMAGE_SIZE, normalize
@@ -29,9 +28,6 @@ DIGIT_BOX = 20  # MNIST: the digit's longer side is scaled to 20 px inside the 2
 MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
 MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank
-WORK_BOX = 80  # stroke widths are measured with the digit's longer side at 80 px (4x the 20 px MNIST box)
-MNIST_STROKE = 1.75  # px at the 20 px box: median stroke_width() of MNIST training digits (a test measures it)
-MAX_STROKE = 1.8  # strokes wider than 1.8x MNIST's (markers) are eroded to MNIST's width
 
 
 class ImageError(ValueError):
@@ -96,79 +92,6 @@ def to_grey_on_paper(img: Image.Image, name: str = "image") -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
-def thin(mask: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning of a boolean image to one-pixel-wide centre lines."""
-    img = mask.astype(bool).copy()
-    changed = True
-    while changed:
-        changed = False
-        for step in (0, 1):
-            p = np.pad(img, 1)
-            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
-            neighbours = sum(x.astype(np.int8) for x in n)
-            transitions = sum((~n[i] & n[(i + 1) % 8]).astype(np.int8) for i in range(8))
-            a, b = (n[0] & n[2] & n[4], n[2] & n[4] & n[6]) if step == 0 else (n[0] & n[2] & n[6], n[0] & n[4] & n[6])
-            remove = img & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & ~a & ~b
-            if remove.any():
-                img &= ~remove
-                changed = True
-    return img
-
-
-def disc(radius: float) -> torch.Tensor:
-    """A (1, 1, k, k) kernel of ones inside a circle of `radius` px: a round pen tip."""
-    r = int(np.ceil(radius))
-    ys, xs = np.mgrid[-r : r + 1, -r : r + 1]
-    return torch.tensor(ys**2 + xs**2 <= radius**2, dtype=torch.float32)[None, None]
-
-
-def draw_pen(centre_line: np.ndarray, width: float) -> np.ndarray:
-    """Ink in [0, 1] of a round pen `width` px wide drawn along a boolean centre line, edges anti-aliased."""
-    kernel = disc(width / 2)
-    line = torch.from_numpy(centre_line.astype(np.float32))[None, None]
-    pen = (F.conv2d(line, kernel, padding=kernel.shape[-1] // 2)[0, 0] > 0).numpy()
-    return soften(pen)
-
-
-def soften(ink: np.ndarray) -> np.ndarray:
-    """A boolean ink image with anti-aliased edges, in [0, 1]."""
-    blurred = Image.fromarray(ink.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(0.7))
-    return np.asarray(blurred, np.float32) / 255
-
-
-def ink_depth(ink: np.ndarray) -> np.ndarray:
-    """For each ink pixel, how many 3x3 erosions it survives (its distance to the paper, in px); 0 on paper."""
-    t = F.pad(torch.from_numpy(ink.astype(np.float32))[None, None], (1, 1, 1, 1))
-    depth = torch.zeros_like(t)
-    while t.any():
-        depth += t
-        t = F.pad(-F.max_pool2d(-t, 3, 1), (1, 1, 1, 1))
-    return depth[0, 0, 1:-1, 1:-1].numpy()
-
-
-def stroke_width(ink: np.ndarray) -> float:
-    """Median stroke width in px of a boolean ink image: twice the depth along its centre line, minus one."""
-    depth = ink_depth(ink)
-    centre = thin(ink)
-    return float(np.median(2 * depth[centre] - 1)) if centre.any() else 0.0
-
-
-def normalise_stroke(x: np.ndarray) -> np.ndarray:
-    """A cropped digit (ink in [0, 1]) with marker-thick strokes eroded to MNIST's width; others unchanged.
-
-    Erosion, not redrawing along the centre line: a loop that a marker half filled stays a loop.
-    """
-    scale = WORK_BOX / max(x.shape)
-    size = (max(1, round(x.shape[1] * scale)), max(1, round(x.shape[0] * scale)))
-    work = np.asarray(Image.fromarray(x).resize(size, Image.Resampling.BILINEAR), np.float32)
-    ink = work > 0.5
-    width, target = stroke_width(ink), MNIST_STROKE * WORK_BOX / DIGIT_BOX
-    if width <= MAX_STROKE * target:
-        return x
-    eroded = ink_depth(ink) > (width - target) / 2
-    return soften(eroded) if eroded.any() else x
-
-
 def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
     """Any digit image -> the (28, 28) MNIST-style input in [0, 1] (white ink on black, centred)."""
     name = "image" if isinstance(source, Image.Image) else str(source)
@@ -188,13 +111,11 @@ def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
     x = np.clip(((filtered if min(grey.shape) >= MEDIAN_MIN_SIDE else grey) - paper) / (ink - paper), 0.0, 1.0)
     x[x < INK_THRESHOLD] = 0.0
     rows, cols = np.nonzero(x.sum(1))[0], np.nonzero(x.sum(0))[0]
-    x = normalise_stroke(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = x.shape
     scale = DIGIT_BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = np.asarray(Image.fromarray(x).resize(size, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
-    # A fine pen shrunk 10x fades to grey; MNIST's strokes are saturated at their centre, so restore that.
-    small = (small / max(float(small.max()), 1e-6)).clip(0, 1)
     # Centre of mass to the field's centre, as MNIST did.
     ys, xs = np.indices(small.shape)
     mass = small.sum()

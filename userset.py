@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFilter
-
-from predict import MNIST_STROKE, draw_pen, thin
 
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
 
@@ -69,6 +69,8 @@ def write_userset(folder: Path, images: np.ndarray, labels: np.ndarray, seed: in
     return written
 
 
+WORK_BOX = 80  # stroke widths are measured with the digit's longer side at 80 px (4x the 20 px MNIST box)
+MNIST_STROKE = 1.75  # px at the 20 px box: median stroke_width() of MNIST training digits (a test measures it)
 SCALE = 4  # handwriting conditions are drawn at 4x MNIST's resolution: the 28x28 field becomes 112x112
 STROKE_PX = MNIST_STROKE * SCALE  # MNIST's median stroke width at that resolution
 
@@ -78,6 +80,63 @@ def ink_mask(digit: np.ndarray) -> np.ndarray:
     size = 28 * SCALE
     big = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
     return (np.asarray(big, np.float32) / 255).clip(0, 1)
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a boolean image to one-pixel-wide centre lines."""
+    img = mask.astype(bool).copy()
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            p = np.pad(img, 1)
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
+            neighbours = sum(x.astype(np.int8) for x in n)
+            transitions = sum((~n[i] & n[(i + 1) % 8]).astype(np.int8) for i in range(8))
+            a, b = (n[0] & n[2] & n[4], n[2] & n[4] & n[6]) if step == 0 else (n[0] & n[2] & n[6], n[0] & n[4] & n[6])
+            remove = img & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & ~a & ~b
+            if remove.any():
+                img &= ~remove
+                changed = True
+    return img
+
+
+def disc(radius: float) -> torch.Tensor:
+    """A (1, 1, k, k) kernel of ones inside a circle of `radius` px: a round pen tip."""
+    r = int(np.ceil(radius))
+    ys, xs = np.mgrid[-r : r + 1, -r : r + 1]
+    return torch.tensor(ys**2 + xs**2 <= radius**2, dtype=torch.float32)[None, None]
+
+
+def draw_pen(centre_line: np.ndarray, width: float) -> np.ndarray:
+    """Ink in [0, 1] of a round pen `width` px wide drawn along a boolean centre line, edges anti-aliased."""
+    kernel = disc(width / 2)
+    line = torch.from_numpy(centre_line.astype(np.float32))[None, None]
+    pen = (F.conv2d(line, kernel, padding=kernel.shape[-1] // 2)[0, 0] > 0).numpy()
+    return soften(pen)
+
+
+def soften(ink: np.ndarray) -> np.ndarray:
+    """A boolean ink image with anti-aliased edges, in [0, 1]."""
+    blurred = Image.fromarray(ink.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(0.7))
+    return np.asarray(blurred, np.float32) / 255
+
+
+def ink_depth(ink: np.ndarray) -> np.ndarray:
+    """For each ink pixel, how many 3x3 erosions it survives (its distance to the paper, in px); 0 on paper."""
+    t = F.pad(torch.from_numpy(ink.astype(np.float32))[None, None], (1, 1, 1, 1))
+    depth = torch.zeros_like(t)
+    while t.any():
+        depth += t
+        t = F.pad(-F.max_pool2d(-t, 3, 1), (1, 1, 1, 1))
+    return depth[0, 0, 1:-1, 1:-1].numpy()
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Median stroke width in px of a boolean ink image: twice the depth along its centre line, minus one."""
+    depth = ink_depth(ink)
+    centre = thin(ink)
+    return float(np.median(2 * depth[centre] - 1)) if centre.any() else 0.0
 
 
 def restroke(mask: np.ndarray, width_factor: float) -> np.ndarray:

@@ -110,7 +110,8 @@ def test_shipped_checkpoint_is_weights_only_and_described():
 
 
 def test_mnist_stroke_constant_matches_real_training_digits(data_dir):
-    from predict import DIGIT_BOX, MNIST_STROKE, WORK_BOX, stroke_width
+    from predict import DIGIT_BOX
+    from userset import MNIST_STROKE, WORK_BOX, stroke_width
 
     widths = []
     for digit in mnist_split(True, data_dir, subset=300).images.numpy():
@@ -122,19 +123,6 @@ def test_mnist_stroke_constant_matches_real_training_digits(data_dir):
         work = np.asarray(Image.fromarray(x).resize(size, Image.Resampling.BILINEAR))
         widths.append(stroke_width(work > 0.5) * DIGIT_BOX / WORK_BOX)
     assert abs(np.median(widths) - MNIST_STROKE) / MNIST_STROKE < 0.1
-
-
-def test_marker_strokes_are_thinned_and_mnist_strokes_left_alone(digits):
-    from predict import MNIST_STROKE, normalise_stroke, stroke_width
-    from userset import STROKE_PX, ink_mask, restroke
-
-    mask = ink_mask(digits[0][0])
-    thick = restroke(mask, 3.0)
-    assert stroke_width(thick > 0.5) > 2.5 * STROKE_PX * 0.8
-    thinned = normalise_stroke(thick)
-    assert stroke_width(thinned > 0.5) < 1.8 * MNIST_STROKE * 4  # at WORK_BOX (4x the 20 px box)
-    normal = restroke(mask, 1.0)
-    assert normalise_stroke(normal) is normal
 
 
 def test_handwriting_conditions_are_read(model, data_dir):
