@@ -138,6 +138,8 @@ def train_runs(group: str, runs: dict[str, list[str]], data_dir: str | None, job
     Two single-threaded runs side by side train ~1.5x more images per second on 2 cores than one run on two
     threads (this net's small convolutions scale poorly across threads); each run's wall time is its own.
     """
+    from model import Net
+
     folder = RESULTS / group
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -158,6 +160,7 @@ def train_runs(group: str, runs: dict[str, list[str]], data_dir: str | None, job
                 raise RuntimeError(f"train.py {' '.join(runs[name])} failed with exit code {proc.returncode}")
             run = json.loads((out / "history.json").read_text())
             run.update(process_wall_seconds=round(time.perf_counter() - start, 1), cpu=cpu_name(),
+                       train_flops_per_image=training_flops_per_image(Net(run["model"])),
                        threads=1, runs_side_by_side=jobs, torch=torch.__version__,
                        command=f"OMP_NUM_THREADS=1 python train.py {' '.join(runs[name])}")
             (folder / f"{name}.json").write_text(json.dumps(run, indent=1) + "\n")
