@@ -8,7 +8,7 @@ of predict.py (the same preprocessing as the app) on them. Digits come from the 
   shear and perspective.
 
     python userset.py --n 1000                  # -> results/userset.json (photos)
-    python userset.py --conditions --n 500      # -> results/robustness.json (per condition)
+    python userset.py --conditions --n 1000     # -> results/robustness.json (per condition)
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
+
+from predict import DIGIT_BOX
 
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
 
@@ -69,9 +71,9 @@ def write_userset(folder: Path, images: np.ndarray, labels: np.ndarray, seed: in
     return written
 
 
-WORK_BOX = 80  # stroke widths are measured with the digit's longer side at 80 px (4x the 20 px MNIST box)
-MNIST_STROKE = 1.75  # px at the 20 px box: median stroke_width() of MNIST training digits (a test measures it)
 SCALE = 4  # handwriting conditions are drawn at 4x MNIST's resolution: the 28x28 field becomes 112x112
+WORK_BOX = SCALE * DIGIT_BOX  # px: stroke widths are measured with the digit's longer side this long
+MNIST_STROKE = 1.75  # px at the 20 px box: median stroke_width() of MNIST training digits (a test measures it)
 STROKE_PX = MNIST_STROKE * SCALE  # MNIST's median stroke width at that resolution
 
 
