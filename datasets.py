@@ -54,8 +54,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(data_dir).expanduser().resolve()
 
 
-def check_idx_file(path: Path) -> None:
-    """Raise CorruptMNISTError unless `path` is a complete IDX file of the kind its name says."""
+def check_idx_file(path: Path) -> int:
+    """The item count of `path`; CorruptMNISTError unless it is a complete IDX file of the kind its name says."""
     magic, shape = FILES[path.name]
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -72,6 +72,7 @@ def check_idx_file(path: Path) -> None:
             f"{path} is truncated or corrupt: its header announces {count} items, i.e. {expected} bytes, "
             f"but the file has {size} bytes. Delete it and download or copy it again."
         )
+    return count
 
 
 SPLIT_SIZES = {"train": 60_000, "t10k": 10_000}  # items in each standard MNIST split, images and labels alike
@@ -82,11 +83,7 @@ def _candidates(root: Path) -> list[Path]:
     return [root / "MNIST" / "raw", root]
 
 
-def _check_split_sizes(raw: Path) -> None:
-    counts = {}
-    for name in FILES:
-        with open(raw / name, "rb") as f:
-            counts[name] = struct.unpack(">I", f.read(8)[4:8])[0]
+def _check_split_sizes(raw: Path, counts: dict[str, int]) -> None:
     for split, expected in SPLIT_SIZES.items():
         for kind in ("images-idx3", "labels-idx1"):
             name = f"{split}-{kind}-ubyte"
@@ -129,9 +126,7 @@ def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = Tru
             f"Put the files there, or point ${DATA_ENV} (or data_dir=) at the folder that contains MNIST/raw/ "
             f"or at the folder holding the four files."
         )
-    for name in FILES:
-        check_idx_file(raw / name)
-    _check_split_sizes(raw)
+    _check_split_sizes(raw, {name: check_idx_file(raw / name) for name in FILES})
     return raw
 
 
@@ -159,7 +154,10 @@ class MNIST(Dataset):
 def mnist_split(train: bool, data_dir: str | os.PathLike | None = None, download: bool = True,
                 transform: Callable | None = None, subset: int | None = None) -> MNIST:
     """The training (60k) or test (10k) split as an MNIST dataset; `subset` keeps its first n images."""
-    raw = ensure_mnist(data_dir, download)
+    return _read_split(ensure_mnist(data_dir, download), train, transform, subset)
+
+
+def _read_split(raw: Path, train: bool, transform: Callable | None, subset: int | None) -> MNIST:
     prefix = "train" if train else "t10k"
     images = read_image_file(str(raw / f"{prefix}-images-idx3-ubyte"))[:subset]
     labels = read_label_file(str(raw / f"{prefix}-labels-idx1-ubyte"))[:subset]
@@ -297,8 +295,9 @@ def load_data(
     if stroke_prob and pipeline != "fast":
         raise ValueError("stroke_prob (stroke-width augmentation) exists in the fast pipeline only")
     fast = pipeline == "fast"
-    train_set = mnist_split(True, data_dir, download, None if fast else train_transforms(), subset)
-    test_set = mnist_split(False, data_dir, download, None if fast else test_transforms(), subset)
+    raw = ensure_mnist(data_dir, download)  # found and checked once for both splits
+    train_set = _read_split(raw, True, None if fast else train_transforms(), subset)
+    test_set = _read_split(raw, False, None if fast else test_transforms(), subset)
     if fast:
         train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob)
         test = TensorLoader(test_set, test_batch_size, False, False, seed, device)

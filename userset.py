@@ -183,7 +183,7 @@ CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] 
     "marker (2x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(1.8, 2.2)), rng),
     "thick marker (3x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(2.7, 3.3)), rng),
     "mouse strokes (constant width, aliased)": lambda d, rng: on_paper(
-        (draw_pen(thin(ink_mask(d) > 0.4), rng.uniform(0.6, 1.6) * STROKE_PX) > 0.5).astype(np.float32), rng),
+        (restroke(ink_mask(d), rng.uniform(0.6, 1.6)) > 0.5).astype(np.float32), rng),
     "low-res scan (8-12 px digit)": lambda d, rng: low_res_scan(on_paper(ink_mask(d), rng), rng),
     "Gaussian blur": lambda d, rng: on_paper(ink_mask(d), rng).filter(ImageFilter.GaussianBlur(rng.uniform(2, 5))),
     "heavy JPEG (quality 5-15)": lambda d, rng: jpeg(on_paper(ink_mask(d), rng), int(rng.integers(5, 16))),

@@ -285,12 +285,16 @@ def plot_acc_loss(train_losses, train_acc, test_losses, test_acc):
     return fig
 
 
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors in `state` that hold NaN or infinity."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, history: dict) -> None:
     """Write weights + what rebuilds and describes them; atomic, so a crash never leaves half a file."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
+    if bad := non_finite(state):
         raise DivergedError(f"refusing to save non-finite weights ({', '.join(bad[:3])}) to {path}")
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -337,8 +341,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
             f"{path} holds weights that do not fit Net({size!r}) ({count_parameters(model):,} parameters; first "
             f"differing weights: {mismatched[:3]}). Retrain with `python train.py` or check out the code that wrote it."
         )
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
+    if bad := non_finite(state):
         raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the run that wrote it diverged")
     model.load_state_dict(state)
     return model.to(device).eval(), payload
