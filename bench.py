@@ -8,6 +8,8 @@ worker or cache of one stage helps or hurts the next; each throughput is the med
     python bench.py --frontier 3 4 5 6 7 8 9     # the 15k model at fewer epochs, seeds 0-4 -> results/frontier/
     python bench.py --ablation                   # the screening table (seeds 0, 1) -> results/ablation/
     python bench.py --report                     # the README's tables, printed from results/
+    python userset.py --conditions --n 500 --checkpoint runs/bench/ablation/NAME/checkpoint.pt \
+        --out results/robustness/NAME.json        # an ablation row's handwriting column (shown when present)
     python bench.py                              # ~2 minutes: throughputs, matmul peak, FLOPs -> results/bench.json
 """
 
@@ -172,21 +174,29 @@ def train_runs(group: str, runs: dict[str, list[str]], data_dir: str | None, job
 
 
 ABLATION_SEEDS = (0, 1)  # screening proxy: two seeds (15k model unless --model); a winner is confirmed on seeds 0-4
-ABLATION = {  # name -> train.py flags, every lever explicit; "base" is the recipe before issue 9
-    "base": ["--epochs", "9", "--ema-decay", "0", "--weight-decay", "0"],
-    "ema": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0"],
-    "ema+ls0.1": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0", "--label-smoothing", "0.1"],
-    "ema+lr0.1": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0", "--lr", "0.1"],
-    "ema+lr0.025": ["--epochs", "9", "--ema-decay", "0.999", "--weight-decay", "0", "--lr", "0.025"],
-    "e15": ["--epochs", "15", "--ema-decay", "0", "--weight-decay", "0"],
-    "e15+ema": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0"],
-    "e15+ema+wd5e-4": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "5e-4"],
-    "e15+ema+lr0.1": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0", "--lr", "0.1"],
-    "e15+ema+ls0.1": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0", "--label-smoothing", "0.1"],
-    "e15+ema+bs64": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0", "--batch-size", "64"],
-    "e15+ema+wd+strokes": ["--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "5e-4", "--stroke-prob", "0.5"],
-    "8k": ["--model", "8k", "--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "5e-4"],
-    "8k+wd0": ["--model", "8k", "--epochs", "15", "--ema-decay", "0.999", "--weight-decay", "0"],
+def recipe(epochs: int, ema: float, wd: float, redraw: float, *more: str) -> list[str]:
+    """train.py flags with every lever of the recipe explicit, so a row means the same when defaults move."""
+    return ["--epochs", str(epochs), "--ema-decay", str(ema), "--weight-decay", str(wd), "--stroke-prob", str(redraw),
+            *more]
+
+
+ABLATION = {  # name -> train.py flags; "base" is the recipe before issue 9
+    "base": recipe(9, 0, 0, 0),
+    "ema": recipe(9, 0.999, 0, 0),
+    "ema+ls0.1": recipe(9, 0.999, 0, 0, "--label-smoothing", "0.1"),
+    "ema+lr0.1": recipe(9, 0.999, 0, 0, "--lr", "0.1"),
+    "ema+lr0.025": recipe(9, 0.999, 0, 0, "--lr", "0.025"),
+    "e15": recipe(15, 0, 0, 0),
+    "e15+ema": recipe(15, 0.999, 0, 0),
+    "e15+ema+wd5e-4": recipe(15, 0.999, 5e-4, 0),
+    "e15+ema+lr0.1": recipe(15, 0.999, 0, 0, "--lr", "0.1"),
+    "e15+ema+ls0.1": recipe(15, 0.999, 0, 0, "--label-smoothing", "0.1"),
+    "e15+ema+bs64": recipe(15, 0.999, 0, 0, "--batch-size", "64"),
+    "e15+ema+wd+redraw0.1": recipe(15, 0.999, 5e-4, 0.1),  # issue 8: redrawn pens, the default from then on
+    "e15+ema+wd+redraw0.25": recipe(15, 0.999, 5e-4, 0.25),
+    "e15+ema+wd+redraw0.5": recipe(15, 0.999, 5e-4, 0.5),
+    "8k": recipe(15, 0.999, 5e-4, 0, "--model", "8k"),
+    "8k+wd0": recipe(15, 0.999, 0, 0, "--model", "8k"),
 }
 
 
@@ -224,20 +234,24 @@ def summarise() -> str:
     lines += ["", "| epochs | training MFLOP | final test acc, seeds 0-4 (%) | mean ± std | min | all ≥ 99.4% |",
               "|---|---|---|---|---|---|"]
     by_epochs: dict[int, list[float]] = {}
+    redraw = {r["config"].get("stroke_prob", 0.0) for r in frontier.values()}  # one recipe per table
     for run in list(frontier.values()) + [r for k, r in sizes.items() if k.startswith("15k-")]:
-        by_epochs.setdefault(run["config"]["epochs"], []).append(run["history"]["test_acc"][-1])
+        if run["config"].get("stroke_prob", 0.0) in redraw:
+            by_epochs.setdefault(run["config"]["epochs"], []).append(run["history"]["test_acc"][-1])
     for epochs, finals in sorted(by_epochs.items()):
         lines.append(f"| {epochs} | {flops * epochs:.0f} | {each(finals)} | {stats(finals)} | "
                      f"{min(finals):.2f} | {'yes' if min(finals) >= 99.4 and len(finals) == len(SEEDS) else 'no'} |")
-    ablation = load_group("ablation")
+    ablation, robustness = load_group("ablation"), load_group("robustness")
     seeds = ", ".join(map(str, ABLATION_SEEDS))
-    lines += ["", f"| variant | train.py flags | final test acc, seeds {seeds} (%) | mean ± std |",
-              "|---|---|---|---|"]
+    lines += ["", f"| variant | train.py flags | final test acc, seeds {seeds} (%) | mean ± std | handwriting "
+              f"conditions, seeds {seeds}: mean % (worst %) |", "|---|---|---|---|---|"]
     for name, flags in ABLATION.items():
         finals = [ablation[f"{name}-seed{s}"]["history"]["test_acc"][-1] for s in ABLATION_SEEDS
                   if f"{name}-seed{s}" in ablation]
+        hand = ", ".join(f"{r['overall_accuracy']:.2f} ({r['worst']:.1f})" for s in ABLATION_SEEDS
+                         if (r := robustness.get(f"{name}-seed{s}")))
         if finals:
-            lines.append(f"| {name} | `{' '.join(flags)}` | {each(finals)} | {stats(finals)} |")
+            lines.append(f"| {name} | `{' '.join(flags)}` | {each(finals)} | {stats(finals)} | {hand or '-'} |")
     return "\n".join(lines)
 
 

@@ -6,6 +6,9 @@ Two pipelines give the same batches in distribution (float32 (B, 1, 28, 28), int
   2-core laptop the cores train the model instead of decoding images.
 - "torchvision": the original project's per-image PIL transforms in a DataLoader. Kept as the
   reference (bench.py measures against it) and as the place to add your own torchvision transforms.
+
+The fast pipeline can also redraw a share of the training digits along their centre lines with round pens
+from a fine gel pen to a thick marker (`stroke_prob`): people's pens are not MNIST's pen.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics, as in the ori
 ROTATION_DEG = 15.0  # augmentation: rotation drawn uniformly from [-15°, +15°]
 CROP_PROB, CROP_SIZE = 0.1, 22  # augmentation: 10% of images centre-cropped to 22 px and resized to 28
 IMAGE_SIZE = 28
+DIGIT_BOX = 20  # MNIST: the digit's longer side is scaled to 20 px inside the 28x28 field
+# Redrawn strokes: people write with pens and markers, not MNIST's pen. A share of training digits is redrawn
+# along its centre line with a round pen of random width, drawn at PEN_RES x the resolution for smooth edges.
+MNIST_STROKE = 1.75  # px at the 20 px digit box: median stroke width of MNIST training digits (a test measures it)
+PEN_WIDTHS = (0.4, 3.3)  # x MNIST_STROKE, drawn uniformly: from a fine gel pen to a thick marker
+PEN_RES = 2
 DATA_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"  # git-ignored; downloads land here
 FILES = {  # name -> (IDX magic number, item shape); counts are read from each file's header
@@ -169,20 +178,86 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def vary_strokes(x: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Thicken (half of `prob`) or thin (the other half) each image's strokes by a random 0-1 px per side.
+def thin(mask: torch.Tensor) -> torch.Tensor:
+    """Zhang-Suen thinning of a boolean (..., H, W) batch of images to one-pixel-wide centre lines."""
+    img = mask.bool().reshape(-1, *mask.shape[-2:]).clone()
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            p = F.pad(img, (1, 1, 1, 1))
+            n = [p[:, :-2, 1:-1], p[:, :-2, 2:], p[:, 1:-1, 2:], p[:, 2:, 2:],  # N, NE, E, SE,
+                 p[:, 2:, 1:-1], p[:, 2:, :-2], p[:, 1:-1, :-2], p[:, :-2, :-2]]  # S, SW, W, NW
+            neighbours = sum(x.to(torch.int8) for x in n)
+            transitions = sum((~n[i] & n[(i + 1) % 8]).to(torch.int8) for i in range(8))
+            a, b = (n[0] & n[2] & n[4], n[2] & n[4] & n[6]) if step == 0 else (n[0] & n[2] & n[6], n[0] & n[4] & n[6])
+            remove = img & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & ~a & ~b
+            if remove.any():
+                img &= ~remove
+                changed = True
+    return img.reshape(mask.shape)
 
-    A blend of the image with its 3x3 grey-level dilation or erosion: pens and markers are not MNIST's pen.
+
+def disc(radius: torch.Tensor | float, size: int | None = None) -> torch.Tensor:
+    """Round pen tips: (..., k, k) float kernels of ones within `radius` px of the centre (k odd)."""
+    radius = torch.as_tensor(radius, dtype=torch.float32)
+    r = size // 2 if size else int(math.ceil(float(radius.max())))
+    offsets = torch.arange(-r, r + 1, dtype=torch.float32, device=radius.device)
+    dist2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
+    return (dist2 <= radius[..., None, None] ** 2).float()
+
+
+def centre_lines(images: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) uint8 digits -> (N, 56, 56) boolean centre lines at PEN_RES times the resolution."""
+    chunks = []
+    for x in images.split(1000):  # bounded memory: thinning's temporaries are ~20 bytes a pixel
+        big = F.interpolate(x[:, None].float().div(255), scale_factor=PEN_RES, mode="bicubic", align_corners=False)
+        chunks.append(thin(big[:, 0] > 0.4))
+    return torch.cat(chunks)
+
+
+def draw_strokes(lines: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+    """Redraw centre lines (B, H, W) at PEN_RES with round pens `widths` x MNIST_STROKE wide -> (B, 1, 28, 28).
+
+    Each digit is then framed as MNIST and predict.preprocess frame theirs: longer side DIGIT_BOX px,
+    centre of mass at the field's centre, so a thick marker's digit is no bigger than a thin pen's.
     """
+    b, h, w = lines.shape
+    if b == 0:
+        return lines.new_zeros((0, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.float32)
+    radius = widths.float() * MNIST_STROKE * PEN_RES / 2
+    kernels = disc(radius)[:, None]  # (B, 1, k, k): one pen per digit, applied as a grouped convolution
+    ink = F.conv2d(lines.float()[None], kernels, padding=kernels.shape[-1] // 2, groups=b)[0].gt(0).float()
+    rows, cols = ink.amax(2) > 0, ink.amax(1) > 0  # (B, H), (B, W)
+    extent = lambda m: m.shape[1] - m.float().argmax(1) - m.flip(1).float().argmax(1)  # noqa: E731
+    zoom = DIGIT_BOX * PEN_RES / torch.maximum(extent(rows), extent(cols)).clamp(min=1)
+    mass = ink.sum((1, 2)).clamp(min=1)
+    cy = (ink.sum(2) * torch.arange(h, device=ink.device)).sum(1) / mass
+    cx = (ink.sum(1) * torch.arange(w, device=ink.device)).sum(1) / mass
+    # affine_grid maps output to input in [-1, 1] coordinates: scale by 1/zoom around the centre of mass.
+    size, zero = IMAGE_SIZE * PEN_RES, torch.zeros_like(zoom)
+    theta = torch.stack([torch.stack([size / (w * zoom), zero, (2 * cx + 1) / w - 1], 1),
+                         torch.stack([zero, size / (h * zoom), (2 * cy + 1) / h - 1], 1)], 1)
+    grid = F.affine_grid(theta, [b, 1, size, size], align_corners=False)
+    framed = F.grid_sample(ink[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    small = F.avg_pool2d(framed, PEN_RES)  # averaging back down anti-aliases the edges
+    # Darkest ink to 1, as predict.preprocess stretches contrast: a fine pen's one-pixel line is ink, not grey.
+    return (small / small.amax((1, 2, 3), keepdim=True).clamp(min=1e-6)).clamp(0, 1)
+
+
+def redraw_strokes(x: torch.Tensor, lines: torch.Tensor, prob: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace a `prob` share of a (B, 1, 28, 28) batch by its digits' centre `lines` redrawn with other pens."""
     b = x.shape[0]
-    pick = torch.rand(b, generator=generator, device=x.device).view(b, 1, 1, 1)
-    amount = torch.rand(b, generator=generator, device=x.device).view(b, 1, 1, 1)
-    thick, thin = F.max_pool2d(x, 3, 1, 1), -F.max_pool2d(-x, 3, 1, 1)
-    target = torch.where(pick < prob / 2, thick, torch.where(pick < prob, thin, x))
-    return x + amount * (target - x)
+    chosen = torch.rand(b, generator=generator, device=x.device) < prob
+    lo, hi = PEN_WIDTHS
+    widths = lo + (hi - lo) * torch.rand(b, generator=generator, device=x.device)
+    x = x.clone()
+    x[chosen] = draw_strokes(lines[chosen], widths[chosen])
+    return x
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, stroke_prob: float = 0.0) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Randomly rotate (±15°) and, with p=0.1, zoom by 28/22 each image of a (B, 1, H, W) batch in one warp.
 
     The same distribution as the torchvision pipeline's RandomApply(CenterCrop(22)) -> Resize(28) ->
@@ -191,8 +266,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, str
     b = x.shape[0]
     angle = (torch.rand(b, generator=generator, device=x.device) * 2 - 1) * math.radians(ROTATION_DEG)
     cropped = torch.rand(b, generator=generator, device=x.device) < CROP_PROB
-    x = affine_batch(x, angle, cropped)
-    return vary_strokes(x, stroke_prob, generator) if stroke_prob else x  # no draws when off: histories unchanged
+    return affine_batch(x, angle, cropped)
 
 
 def affine_batch(x: torch.Tensor, angle: torch.Tensor, cropped: torch.Tensor) -> torch.Tensor:
@@ -224,6 +298,8 @@ class TensorLoader:
         self.images = dataset.images.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
         self.labels = dataset.labels.to(self.device)
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
+        # Centre lines are found once (~20 s for the training split on 2 cores); pens are drawn per batch.
+        self.lines = centre_lines(self.images) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -240,8 +316,10 @@ class TensorLoader:
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
             x = self.images[idx].unsqueeze(1).float().div_(255)
+            if self.lines is not None:  # no draws when off: histories without redrawing are unchanged
+                x = redraw_strokes(x, self.lines[idx], self.stroke_prob, self.generator)
             if self.augment:
-                x = augment_batch(x, self.generator, self.stroke_prob)
+                x = augment_batch(x, self.generator)
             yield normalize(x), self.labels[idx]
 
 
@@ -293,7 +371,7 @@ def load_data(
     if pipeline not in ("fast", "torchvision"):
         raise ValueError(f"pipeline must be 'fast' or 'torchvision', got {pipeline!r}")
     if stroke_prob and pipeline != "fast":
-        raise ValueError("stroke_prob (stroke-width augmentation) exists in the fast pipeline only")
+        raise ValueError("stroke_prob (redrawn strokes) exists in the fast pipeline only; use pipeline='fast'")
     fast = pipeline == "fast"
     raw = ensure_mnist(data_dir, download)  # found and checked once for both splits
     train_set = _read_split(raw, True, None if fast else train_transforms(), subset)

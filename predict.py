@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from datasets import IMAGE_SIZE, normalize
+from datasets import DIGIT_BOX, IMAGE_SIZE, normalize
 from model import Net
 from util import load_checkpoint
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-DIGIT_BOX = 20  # MNIST: the digit's longer side is scaled to 20 px inside the 28x28 field
 MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
 MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank

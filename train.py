@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help=f"default {d.label_smoothing}")
     p.add_argument("--stroke-prob", type=float, default=d.stroke_prob,
-                   help=f"share of training images with thickened/thinned strokes (default {d.stroke_prob})")
+                   help=f"share of training digits redrawn with a pen of random width (default {d.stroke_prob})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     p.add_argument("--pipeline", choices=("fast", "torchvision"), default=d.pipeline, help="input pipeline")
     p.add_argument("--subset", type=int, default=d.subset, help="use only the first N images of each split")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from predict import DIGIT_BOX
+from datasets import DIGIT_BOX, MNIST_STROKE, disc, thin
 
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
 
@@ -73,7 +73,6 @@ def write_userset(folder: Path, images: np.ndarray, labels: np.ndarray, seed: in
 
 SCALE = 4  # handwriting conditions are drawn at 4x MNIST's resolution: the 28x28 field becomes 112x112
 WORK_BOX = SCALE * DIGIT_BOX  # px: stroke widths are measured with the digit's longer side this long
-MNIST_STROKE = 1.75  # px at the 20 px box: median stroke_width() of MNIST training digits (a test measures it)
 STROKE_PX = MNIST_STROKE * SCALE  # MNIST's median stroke width at that resolution
 
 
@@ -84,35 +83,9 @@ def ink_mask(digit: np.ndarray) -> np.ndarray:
     return (np.asarray(big, np.float32) / 255).clip(0, 1)
 
 
-def thin(mask: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning of a boolean image to one-pixel-wide centre lines."""
-    img = mask.astype(bool).copy()
-    changed = True
-    while changed:
-        changed = False
-        for step in (0, 1):
-            p = np.pad(img, 1)
-            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
-            neighbours = sum(x.astype(np.int8) for x in n)
-            transitions = sum((~n[i] & n[(i + 1) % 8]).astype(np.int8) for i in range(8))
-            a, b = (n[0] & n[2] & n[4], n[2] & n[4] & n[6]) if step == 0 else (n[0] & n[2] & n[6], n[0] & n[4] & n[6])
-            remove = img & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & ~a & ~b
-            if remove.any():
-                img &= ~remove
-                changed = True
-    return img
-
-
-def disc(radius: float) -> torch.Tensor:
-    """A (1, 1, k, k) kernel of ones inside a circle of `radius` px: a round pen tip."""
-    r = int(np.ceil(radius))
-    ys, xs = np.mgrid[-r : r + 1, -r : r + 1]
-    return torch.tensor(ys**2 + xs**2 <= radius**2, dtype=torch.float32)[None, None]
-
-
 def draw_pen(centre_line: np.ndarray, width: float) -> np.ndarray:
     """Ink in [0, 1] of a round pen `width` px wide drawn along a boolean centre line, edges anti-aliased."""
-    kernel = disc(width / 2)
+    kernel = disc(width / 2)[None, None]
     line = torch.from_numpy(centre_line.astype(np.float32))[None, None]
     pen = (F.conv2d(line, kernel, padding=kernel.shape[-1] // 2)[0, 0] > 0).numpy()
     return soften(pen)
@@ -137,13 +110,13 @@ def ink_depth(ink: np.ndarray) -> np.ndarray:
 def stroke_width(ink: np.ndarray) -> float:
     """Median stroke width in px of a boolean ink image: twice the depth along its centre line, minus one."""
     depth = ink_depth(ink)
-    centre = thin(ink)
+    centre = thin(torch.from_numpy(ink)).numpy()
     return float(np.median(2 * depth[centre] - 1)) if centre.any() else 0.0
 
 
 def restroke(mask: np.ndarray, width_factor: float) -> np.ndarray:
     """Redraw the digit along its centre line with a round pen `width_factor` times MNIST's stroke width."""
-    return draw_pen(thin(mask > 0.4), width_factor * STROKE_PX)
+    return draw_pen(thin(torch.from_numpy(mask > 0.4)).numpy(), width_factor * STROKE_PX)
 
 
 def on_paper(mask: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -220,13 +193,16 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--conditions", action="store_true", help="the handwriting conditions -> results/robustness.json")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", type=Path, default=None,
+                   help="results file (default results/robustness.json with --conditions, else results/userset.json)")
     p.add_argument("--keep", type=Path, default=None, help="write the photos here instead of a temporary folder")
     a = p.parse_args(argv)
     test = mnist_split(False, a.data_dir, subset=a.n)
     model, _ = load_checkpoint(a.checkpoint)
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    command = f"python userset.py {'--conditions ' if a.conditions else ''}--n {a.n} --seed {a.seed}"
+    out = a.out or Path(__file__).resolve().parent / "results" / ("robustness.json" if a.conditions else "userset.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = f"python userset.py {'--conditions ' if a.conditions else ''}--n {a.n} --seed {a.seed}" + (
+        f" --checkpoint {a.checkpoint}" if a.checkpoint != DEFAULT_CHECKPOINT else "")
     if a.conditions:
         report = condition_accuracy(model, test.images.numpy(), test.labels.numpy(), a.seed)
         accs = [r["accuracy"] for r in report.values()]
@@ -234,7 +210,7 @@ def main(argv: list[str] | None = None) -> float:
         result = {"digits_per_condition": len(test), "overall_accuracy": round(acc, 2), "worst": min(accs),
                   "by_condition": report, "checkpoint": a.checkpoint.name, "command": command}
         print(json.dumps(result, indent=1))
-        (out / "robustness.json").write_text(json.dumps(result, indent=1) + "\n")
+        out.write_text(json.dumps(result, indent=1) + "\n")
         return acc
     with tempfile.TemporaryDirectory() as tmp:
         folder = a.keep or Path(tmp)
@@ -249,7 +225,7 @@ def main(argv: list[str] | None = None) -> float:
     result = {"images": len(files), "accuracy": round(acc, 2), "seed": a.seed, "checkpoint": a.checkpoint.name,
               "by_format": {k: round(100 * h / n, 2) for k, (h, n) in sorted(by_suffix.items())}, "command": command}
     print(json.dumps(result, indent=1))
-    (out / "userset.json").write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n")
     return acc
 
 

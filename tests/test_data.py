@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
 from datasets import (
@@ -139,14 +140,30 @@ def test_augmentation_is_seeded_and_keeps_the_digit(data_dir):
     assert torch.allclose(normalize(torch.zeros(1)), torch.tensor([-0.1307 / 0.3081]))
 
 
-def test_stroke_variation_thickens_and_thins_real_digits(data_dir):
-    from datasets import vary_strokes
+def test_redrawn_strokes_keep_the_digit_and_vary_the_pen(data_dir):
+    from datasets import DIGIT_BOX, centre_lines, draw_strokes, redraw_strokes
 
     x = real_digits(data_dir, n=64)
-    varied = vary_strokes(x, 1.0, torch.Generator().manual_seed(0))
-    ratio = varied.sum((1, 2, 3)) / x.sum((1, 2, 3))
-    assert (ratio > 1.05).any() and (ratio < 0.95).any()  # both directions
-    assert varied.min() >= 0 and varied.max() <= 1
-    assert torch.equal(vary_strokes(x, 0.0, torch.Generator().manual_seed(0)), x)
+    lines = centre_lines((x[:, 0] * 255).round().to(torch.uint8))
+    assert lines.shape == (64, 56, 56) and lines.any((1, 2)).all()
+    ink = {w: draw_strokes(lines, torch.full((64,), w)) for w in (0.5, 1.0, 2.0, 3.0)}
+    mass = {w: float(v.sum()) for w, v in ink.items()}
+    assert mass[0.5] < mass[1.0] < mass[2.0] < mass[3.0]
+    # MNIST's own pen redrawn: the same strokes, up to a pixel (the digit is framed anew)
+    same_pen, original = ink[1.0] > 0.5, x > 0.5
+    near = lambda m: F.max_pool2d(m.float(), 3, 1, 1) > 0  # noqa: E731
+    assert float((same_pen & near(original)).sum() / same_pen.sum()) > 0.95
+    assert float((original & near(same_pen)).sum() / original.sum()) > 0.9
+    for v in ink.values():  # framed as MNIST: ink up to 1, longer side DIGIT_BOX px, mass at the centre
+        assert v.min() >= 0 and torch.allclose(v.amax((1, 2, 3)), torch.ones(64))
+        rows, cols = (v[:, 0] > 0.05).any(2), (v[:, 0] > 0.05).any(1)
+        extent = torch.maximum(rows.sum(1), cols.sum(1)).float()
+        assert (extent - DIGIT_BOX).abs().median() <= 1
+        cy = (v[:, 0].sum(2) * torch.arange(28)).sum(1) / v.sum((1, 2, 3))
+        assert (cy - 13.5).abs().max() < 1
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(redraw_strokes(x, lines, 0.0, g()), x)
+    every = redraw_strokes(x, lines, 1.0, g())
+    assert torch.equal(every, redraw_strokes(x, lines, 1.0, g())) and not (every == x).all((1, 2, 3)).any()
     with pytest.raises(ValueError, match="fast pipeline only"):
         load_data(64, data_dir, pipeline="torchvision", stroke_prob=0.5)

@@ -110,8 +110,8 @@ def test_shipped_checkpoint_is_weights_only_and_described():
 
 
 def test_mnist_stroke_constant_matches_real_training_digits(data_dir):
-    from predict import DIGIT_BOX
-    from userset import MNIST_STROKE, WORK_BOX, stroke_width
+    from datasets import DIGIT_BOX, MNIST_STROKE
+    from userset import WORK_BOX, stroke_width
 
     widths = []
     for digit in mnist_split(True, data_dir, subset=300).images.numpy():
