@@ -38,6 +38,7 @@ DIGIT_BOX = 20  # MNIST: the digit's longer side is scaled to 20 px inside the 2
 MNIST_STROKE = 1.75  # px at the 20 px digit box: median stroke width of MNIST training digits (a test measures it)
 PEN_WIDTHS = (0.4, 3.3)  # x MNIST_STROKE, drawn uniformly: from a fine gel pen to a thick marker
 PEN_RES = 2
+STROKE_LEVEL = 0.4  # ink coverage (0..1) above which an upscaled pixel is part of a stroke, for centre lines
 DATA_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"  # git-ignored; downloads land here
 FILES = {  # name -> (IDX magic number, item shape); counts are read from each file's header
@@ -198,10 +199,10 @@ def thin(mask: torch.Tensor) -> torch.Tensor:
     return img.reshape(mask.shape)
 
 
-def disc(radius: torch.Tensor | float, size: int | None = None) -> torch.Tensor:
-    """Round pen tips: (..., k, k) float kernels of ones within `radius` px of the centre (k odd)."""
+def disc(radius: torch.Tensor | float) -> torch.Tensor:
+    """Round pen tips: (..., k, k) float kernels of ones within `radius` px of the centre, k = 2 ceil(max) + 1."""
     radius = torch.as_tensor(radius, dtype=torch.float32)
-    r = size // 2 if size else int(math.ceil(float(radius.max())))
+    r = int(math.ceil(float(radius.max())))
     offsets = torch.arange(-r, r + 1, dtype=torch.float32, device=radius.device)
     dist2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
     return (dist2 <= radius[..., None, None] ** 2).float()
@@ -212,7 +213,7 @@ def centre_lines(images: torch.Tensor) -> torch.Tensor:
     chunks = []
     for x in images.split(1000):  # bounded memory: thinning's temporaries are ~20 bytes a pixel
         big = F.interpolate(x[:, None].float().div(255), scale_factor=PEN_RES, mode="bicubic", align_corners=False)
-        chunks.append(thin(big[:, 0] > 0.4))
+        chunks.append(thin(big[:, 0] > STROKE_LEVEL))
     return torch.cat(chunks)
 
 

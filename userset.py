@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from datasets import DIGIT_BOX, MNIST_STROKE, disc, thin
+from datasets import DIGIT_BOX, MNIST_STROKE, STROKE_LEVEL, disc, thin
 
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
 
@@ -116,7 +116,7 @@ def stroke_width(ink: np.ndarray) -> float:
 
 def restroke(mask: np.ndarray, width_factor: float) -> np.ndarray:
     """Redraw the digit along its centre line with a round pen `width_factor` times MNIST's stroke width."""
-    return draw_pen(thin(torch.from_numpy(mask > 0.4)).numpy(), width_factor * STROKE_PX)
+    return draw_pen(thin(torch.from_numpy(mask > STROKE_LEVEL)).numpy(), width_factor * STROKE_PX)
 
 
 def on_paper(mask: np.ndarray, rng: np.random.Generator) -> Image.Image:
