@@ -208,6 +208,13 @@ def disc(radius: torch.Tensor | float) -> torch.Tensor:
     return (dist2 <= radius[..., None, None] ** 2).float()
 
 
+def pen_ink(lines: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Boolean centre lines (B, H, W) drawn with a round pen of `radius[i]` px each -> (B, H, W) ink in {0, 1}."""
+    kernels = disc(radius)[:, None]  # (B, 1, k, k): one pen per image, applied as a grouped convolution
+    ink = F.conv2d(lines.float()[None], kernels, padding=kernels.shape[-1] // 2, groups=len(lines))[0]
+    return ink.gt(0).float()
+
+
 def centre_lines(images: torch.Tensor) -> torch.Tensor:
     """(N, 28, 28) uint8 digits -> (N, 56, 56) boolean centre lines at PEN_RES times the resolution."""
     chunks = []
@@ -226,9 +233,7 @@ def draw_strokes(lines: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
     b, h, w = lines.shape
     if b == 0:
         return lines.new_zeros((0, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.float32)
-    radius = widths.float() * MNIST_STROKE * PEN_RES / 2
-    kernels = disc(radius)[:, None]  # (B, 1, k, k): one pen per digit, applied as a grouped convolution
-    ink = F.conv2d(lines.float()[None], kernels, padding=kernels.shape[-1] // 2, groups=b)[0].gt(0).float()
+    ink = pen_ink(lines, widths.float() * MNIST_STROKE * PEN_RES / 2)
     rows, cols = ink.amax(2) > 0, ink.amax(1) > 0  # (B, H), (B, W)
     extent = lambda m: m.shape[1] - m.float().argmax(1) - m.flip(1).float().argmax(1)  # noqa: E731
     zoom = DIGIT_BOX * PEN_RES / torch.maximum(extent(rows), extent(cols)).clamp(min=1)

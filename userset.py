@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from datasets import DIGIT_BOX, MNIST_STROKE, STROKE_LEVEL, disc, thin
+from datasets import DIGIT_BOX, MNIST_STROKE, STROKE_LEVEL, pen_ink, thin
 
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
 
@@ -85,10 +85,8 @@ def ink_mask(digit: np.ndarray) -> np.ndarray:
 
 def draw_pen(centre_line: np.ndarray, width: float) -> np.ndarray:
     """Ink in [0, 1] of a round pen `width` px wide drawn along a boolean centre line, edges anti-aliased."""
-    kernel = disc(width / 2)[None, None]
-    line = torch.from_numpy(centre_line.astype(np.float32))[None, None]
-    pen = (F.conv2d(line, kernel, padding=kernel.shape[-1] // 2)[0, 0] > 0).numpy()
-    return soften(pen)
+    pen = pen_ink(torch.from_numpy(centre_line)[None], torch.tensor([width / 2]))[0]
+    return soften(pen.bool().numpy())
 
 
 def soften(ink: np.ndarray) -> np.ndarray:
