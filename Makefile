@@ -1,34 +1,57 @@
-# Two commands on a fresh machine: `make train` and `make test`. Both create .venv on first use.
+# `make train` and `make test` are all a newcomer needs; each creates .venv on first use.
 # MNIST is read from $MNIST_DATA_DIR (a folder holding MNIST/raw/), else ./data, downloaded on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test demo export bench notebook clean
+.PHONY: help try train test test-fast demo export bench experiments report notebook clean clean-runs
 
-$(VENV)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14
+
+$(VENV)/.installed: requirements.txt  ## training and the notebook only
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-train: $(VENV)/.installed  ## train the default recipe into a fresh runs/15k-seed0*/ (ARGS="--model 8k --seed 1")
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-ray.txt  ## + app, export, Ray, tests
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+try: $(VENV)/.installed  ## a one-minute run: 2 epochs on 10,000 images into a fresh runs/15k-seed0*/
+	$(PY) train.py --epochs 2 --subset 10000 $(ARGS)
+
+train: $(VENV)/.installed  ## the default recipe into a fresh runs/15k-seed0*/ (ARGS="--model 8k --seed 1")
 	$(PY) train.py $(ARGS)
 
-test: $(VENV)/.installed  ## lint, then the whole test suite on the real MNIST files (browser test: needs chromium)
+test: $(VENV)/.installed-dev  ## lint, then every test on the real MNIST files (the browser test needs chromium)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-demo: $(VENV)/.installed  ## the drawing app on http://127.0.0.1:7860 (offline; ARGS="--port 8000 --checkpoint PATH")
+test-fast: $(VENV)/.installed-dev  ## the tests without the slow tier (browser, notebook, ONNX, Ray): under a minute
+	$(PY) -m pytest -q -m "not slow"
+
+demo: $(VENV)/.installed-dev  ## the drawing app on http://127.0.0.1:7860 (offline; ARGS="--port 8000 --checkpoint PATH")
 	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py $(ARGS)
 
-export: $(VENV)/.installed  ## checkpoints/s6.pt -> s6.onnx, checked with onnxruntime on the MNIST test set
+export: $(VENV)/.installed-dev  ## checkpoints/s6.pt -> s6.onnx, checked with onnxruntime on the MNIST test set
 	$(PY) export.py $(ARGS)
 
-bench: $(VENV)/.installed  ## speed benchmark -> results/bench.json
+bench: $(VENV)/.installed-dev  ## speed benchmark -> results/bench.json
 	$(PY) bench.py $(ARGS)
 
-notebook: $(VENV)/.installed  ## re-run S6.ipynb in place with the full recipe (what is committed)
+experiments: $(VENV)/.installed-dev  ## a sweep on Ray, resumable (ARGS="sizes", "frontier", "ablation", "sizes --address auto")
+	$(PY) experiments.py $(or $(ARGS),sizes)
+
+report: $(VENV)/.installed-dev  ## rewrite the tables in README.md and docs/ from results/
+	$(PY) experiments.py report --write
+
+notebook: $(VENV)/.installed  ## re-run S6.ipynb with the full recipe and save it with its outputs (what is committed)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 S6.ipynb
 
-clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache __pycache__ tests/__pycache__
+clean:  ## remove the venv and caches (runs/ with your trained checkpoints is kept: see clean-runs)
+	rm -rf $(VENV) .pytest_cache .ruff_cache __pycache__ */__pycache__
+	@[ ! -d runs ] || echo "kept runs/ ($$(ls runs | wc -l) entries): \`make clean-runs\` deletes it"
+
+clean-runs:  ## delete runs/: every checkpoint you trained
+	@[ ! -d runs ] || (ls runs && rm -rf runs && echo "deleted runs/")

@@ -22,8 +22,8 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from predict import DEFAULT_CHECKPOINT, ImageError, predict_image  # noqa: E402
-from util import load_checkpoint  # noqa: E402
+from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
+from predict import ImageError, open_image, predict_image  # noqa: E402
 
 UNSURE_BELOW = 0.70  # a top probability under 70% is shown as a guess between the top two, not as an answer
 SEEN_PX = 224  # the 28x28 model input is shown enlarged 8x, nearest-neighbour so each pixel stays visible
@@ -50,16 +50,17 @@ def seen_image(prediction) -> np.ndarray:
 
 
 def as_image(value) -> Image.Image | None:
-    """What a Sketchpad (editor dict), an Image box (PIL) or a file path hands over -> one PIL image, or None."""
+    """What a Sketchpad (editor dict), an Image box or a file path hands over -> one PIL image, or None.
+
+    Files are opened by predict.open_image, so an unreadable upload gets the command line's message.
+    """
     if isinstance(value, dict):  # Sketchpad: background + layers flattened into "composite"
         value = value.get("composite")
     if value is None:
         return None
     if isinstance(value, np.ndarray):
         return Image.fromarray(value)
-    if isinstance(value, (str, Path)):
-        return Image.open(value)
-    return value
+    return open_image(value)
 
 
 def make_handlers(model):
@@ -67,23 +68,22 @@ def make_handlers(model):
 
     def recognise(value):
         """Page: image -> (top-3 label, what the model saw, message)."""
-        image = as_image(value)
         nothing = "Nothing drawn yet: " + DRAW_HINT
-        if image is None:
-            return None, None, nothing
         try:
+            image = as_image(value)
+            if image is None:
+                return None, None, nothing
             prediction = predict_image(model, image)
         except ImageError as exc:
-            return None, None, nothing if "blank" in str(exc) else f"Could not read that image ({exc})."
+            return None, None, nothing if "blank" in str(exc) else f"Could not read that image ({exc.reason})."
         return top3(prediction), seen_image(prediction), verdict(prediction)
 
     def classify(path: str) -> dict[str, float]:
-        """API: one image file -> the digit with its top-3 confidences."""
-        image = as_image(path)
+        """API: one image file -> the digit with its top-3 confidences; a bad file -> predict.py's message."""
         try:
-            return top3(predict_image(model, image))
+            return top3(predict_image(model, path))  # opened by predict.open_image, named by its file
         except ImageError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(f"{Path(exc.path).name}: {exc.reason}") from None
 
     return recognise, classify
 
@@ -108,7 +108,7 @@ def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT) -> gr.Blocks:
                     )
                     draw_button = gr.Button("Recognise drawing", variant="primary", elem_id="recognise-drawing")
                 with gr.Tab("Upload"):
-                    upload = gr.Image(label="Photo or scan", type="pil", sources=["upload", "clipboard"])
+                    upload = gr.Image(label="Photo or scan", type="filepath", sources=["upload", "clipboard"])
                     upload_button = gr.Button("Recognise upload", variant="primary")
             with gr.Column():
                 message = gr.Markdown(DRAW_HINT, elem_id="verdict")
@@ -119,8 +119,8 @@ def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT) -> gr.Blocks:
         draw_button.click(recognise, pad, outputs, api_visibility="private")
         upload_button.click(recognise, upload, outputs, api_visibility="private")
         upload.upload(recognise, upload, outputs, api_visibility="private")
-        api_input = gr.Image(type="filepath", visible=False)
-        api_output = gr.Label(num_top_classes=3, visible=False)
+        api_input = gr.File(type="filepath", visible=False)  # any file reaches classify, which checks it
+        api_output = gr.Label(num_top_classes=3, visible=False, label="digit")
         api_input.change(classify, api_input, api_output, api_name="classify")
         # Gradio's sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush.
         pick_brush = "() => { setTimeout(() => document.querySelector('#pad button[aria-label=Brush]')?.click(), 300) }"

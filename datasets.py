@@ -1,4 +1,4 @@
-"""MNIST loading: where the files are, two input pipelines, and a sample grid.
+"""MNIST loading: where the files are, their checks, and two input pipelines.
 
 Two pipelines give the same batches in distribution (float32 (B, 1, 28, 28), int64 labels):
 - "fast" (default): the whole split lives in memory as one uint8 tensor; batches are gathered by
@@ -8,7 +8,7 @@ Two pipelines give the same batches in distribution (float32 (B, 1, 28, 28), int
   reference (bench.py measures against it) and as the place to add your own torchvision transforms.
 
 The fast pipeline can also redraw a share of the training digits along their centre lines with round pens
-from a fine gel pen to a thick marker (`stroke_prob`): people's pens are not MNIST's pen.
+from a fine gel pen to a thick marker (`stroke_prob`; the pen model is pens.py): people's pens are not MNIST's.
 """
 
 from __future__ import annotations
@@ -28,17 +28,11 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
+from pens import IMAGE_SIZE, centre_lines, redraw_strokes
+
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics, as in the original project
 ROTATION_DEG = 15.0  # augmentation: rotation drawn uniformly from [-15°, +15°]
 CROP_PROB, CROP_SIZE = 0.1, 22  # augmentation: 10% of images centre-cropped to 22 px and resized to 28
-IMAGE_SIZE = 28
-DIGIT_BOX = 20  # MNIST: the digit's longer side is scaled to 20 px inside the 28x28 field
-# Redrawn strokes: people write with pens and markers, not MNIST's pen. A share of training digits is redrawn
-# along its centre line with a round pen of random width, drawn at PEN_RES x the resolution for smooth edges.
-MNIST_STROKE = 1.75  # px at the 20 px digit box: median stroke width of MNIST training digits (a test measures it)
-PEN_WIDTHS = (0.4, 3.3)  # x MNIST_STROKE, drawn uniformly: from a fine gel pen to a thick marker
-PEN_RES = 2
-STROKE_LEVEL = 0.4  # ink coverage (0..1) above which an upscaled pixel is part of a stroke, for centre lines
 DATA_ENV = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"  # git-ignored; downloads land here
 FILES = {  # name -> (IDX magic number, item shape); counts are read from each file's header
@@ -141,24 +135,25 @@ def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = Tru
 
 
 class MNIST(Dataset):
-    """One MNIST split as a map-style dataset of (image, label) pairs.
+    """One MNIST split as a map-style dataset of (image, label) pairs, answering as torchvision's MNIST does.
 
-    Without `transform`, an image is the test-time input: (1, 28, 28) float32, normalised. With one, the
-    transform gets the PIL image, as with torchvision's MNIST. The fast loader augments whole batches
-    itself, so its `.dataset` is this test-time view of the training images.
+    `.data` is the (N, 28, 28) uint8 images and `.targets` the (N,) int64 labels, as in torchvision. Without
+    `transform`, an item's image is the test-time input: (1, 28, 28) float32, normalised. With one, the
+    transform gets the PIL image, as with torchvision's MNIST. The fast loader augments whole batches itself,
+    so its `.dataset` is this test-time view of the training images.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable | None = None) -> None:
-        self.images, self.labels, self.transform = images, labels, transform  # (N, 28, 28) uint8, (N,) int64
+    def __init__(self, data: torch.Tensor, targets: torch.Tensor, transform: Callable | None = None) -> None:
+        self.data, self.targets, self.transform = data, targets, transform
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.targets)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image = self.images[i]
+        image = self.data[i]
         if self.transform is not None:
-            return self.transform(Image.fromarray(image.cpu().numpy())), int(self.labels[i])
-        return normalize(image.float().div(255).unsqueeze(0)).cpu(), int(self.labels[i])
+            return self.transform(Image.fromarray(image.cpu().numpy())), int(self.targets[i])
+        return normalize(image.float().div(255).unsqueeze(0)).cpu(), int(self.targets[i])
 
 
 def mnist_split(train: bool, data_dir: str | os.PathLike | None = None, download: bool = True,
@@ -177,90 +172,6 @@ def _read_split(raw: Path, train: bool, transform: Callable | None, subset: int 
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1] -> the normalised values the model is trained on."""
     return (x - MEAN) / STD
-
-
-def thin(mask: torch.Tensor) -> torch.Tensor:
-    """Zhang-Suen thinning of a boolean (..., H, W) batch of images to one-pixel-wide centre lines."""
-    img = mask.bool().reshape(-1, *mask.shape[-2:]).clone()
-    changed = True
-    while changed:
-        changed = False
-        for step in (0, 1):
-            p = F.pad(img, (1, 1, 1, 1))
-            n = [p[:, :-2, 1:-1], p[:, :-2, 2:], p[:, 1:-1, 2:], p[:, 2:, 2:],  # N, NE, E, SE,
-                 p[:, 2:, 1:-1], p[:, 2:, :-2], p[:, 1:-1, :-2], p[:, :-2, :-2]]  # S, SW, W, NW
-            neighbours = sum(x.to(torch.int8) for x in n)
-            transitions = sum((~n[i] & n[(i + 1) % 8]).to(torch.int8) for i in range(8))
-            a, b = (n[0] & n[2] & n[4], n[2] & n[4] & n[6]) if step == 0 else (n[0] & n[2] & n[6], n[0] & n[4] & n[6])
-            remove = img & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & ~a & ~b
-            if remove.any():
-                img &= ~remove
-                changed = True
-    return img.reshape(mask.shape)
-
-
-def disc(radius: torch.Tensor | float) -> torch.Tensor:
-    """Round pen tips: (..., k, k) float kernels of ones within `radius` px of the centre, k = 2 ceil(max) + 1."""
-    radius = torch.as_tensor(radius, dtype=torch.float32)
-    r = int(math.ceil(float(radius.max())))
-    offsets = torch.arange(-r, r + 1, dtype=torch.float32, device=radius.device)
-    dist2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
-    return (dist2 <= radius[..., None, None] ** 2).float()
-
-
-def pen_ink(lines: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-    """Boolean centre lines (B, H, W) drawn with a round pen of `radius[i]` px each -> (B, H, W) ink in {0, 1}."""
-    kernels = disc(radius)[:, None]  # (B, 1, k, k): one pen per image, applied as a grouped convolution
-    ink = F.conv2d(lines.float()[None], kernels, padding=kernels.shape[-1] // 2, groups=len(lines))[0]
-    return ink.gt(0).float()
-
-
-def centre_lines(images: torch.Tensor) -> torch.Tensor:
-    """(N, 28, 28) uint8 digits -> (N, 56, 56) boolean centre lines at PEN_RES times the resolution."""
-    chunks = []
-    for x in images.split(1000):  # bounded memory: thinning's temporaries are ~20 bytes a pixel
-        big = F.interpolate(x[:, None].float().div(255), scale_factor=PEN_RES, mode="bicubic", align_corners=False)
-        chunks.append(thin(big[:, 0] > STROKE_LEVEL))
-    return torch.cat(chunks)
-
-
-def draw_strokes(lines: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
-    """Redraw centre lines (B, H, W) at PEN_RES with round pens `widths` x MNIST_STROKE wide -> (B, 1, 28, 28).
-
-    Each digit is then framed as MNIST and predict.preprocess frame theirs: longer side DIGIT_BOX px,
-    centre of mass at the field's centre, so a thick marker's digit is no bigger than a thin pen's.
-    """
-    b, h, w = lines.shape
-    if b == 0:
-        return lines.new_zeros((0, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.float32)
-    ink = pen_ink(lines, widths.float() * MNIST_STROKE * PEN_RES / 2)
-    rows, cols = ink.amax(2) > 0, ink.amax(1) > 0  # (B, H), (B, W)
-    extent = lambda m: m.shape[1] - m.float().argmax(1) - m.flip(1).float().argmax(1)  # noqa: E731
-    zoom = DIGIT_BOX * PEN_RES / torch.maximum(extent(rows), extent(cols)).clamp(min=1)
-    mass = ink.sum((1, 2)).clamp(min=1)
-    cy = (ink.sum(2) * torch.arange(h, device=ink.device)).sum(1) / mass
-    cx = (ink.sum(1) * torch.arange(w, device=ink.device)).sum(1) / mass
-    # affine_grid maps output to input in [-1, 1] coordinates: scale by 1/zoom around the centre of mass.
-    size, zero = IMAGE_SIZE * PEN_RES, torch.zeros_like(zoom)
-    theta = torch.stack([torch.stack([size / (w * zoom), zero, (2 * cx + 1) / w - 1], 1),
-                         torch.stack([zero, size / (h * zoom), (2 * cy + 1) / h - 1], 1)], 1)
-    grid = F.affine_grid(theta, [b, 1, size, size], align_corners=False)
-    framed = F.grid_sample(ink[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    small = F.avg_pool2d(framed, PEN_RES)  # averaging back down anti-aliases the edges
-    # Darkest ink to 1, as predict.preprocess stretches contrast: a fine pen's one-pixel line is ink, not grey.
-    return (small / small.amax((1, 2, 3), keepdim=True).clamp(min=1e-6)).clamp(0, 1)
-
-
-def redraw_strokes(x: torch.Tensor, lines: torch.Tensor, prob: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Replace a `prob` share of a (B, 1, 28, 28) batch by its digits' centre `lines` redrawn with other pens."""
-    b = x.shape[0]
-    chosen = torch.rand(b, generator=generator, device=x.device) < prob
-    lo, hi = PEN_WIDTHS
-    widths = lo + (hi - lo) * torch.rand(b, generator=generator, device=x.device)
-    x = x.clone()
-    x[chosen] = draw_strokes(lines[chosen], widths[chosen])
-    return x
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -301,10 +212,10 @@ class TensorLoader:
     ) -> None:
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
-        self.images = dataset.images.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
-        self.labels = dataset.labels.to(self.device)
+        self.images = dataset.data.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
+        self.labels = dataset.targets.to(self.device)
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
-        # Centre lines are found once (~20 s for the training split on 2 cores); pens are drawn per batch.
+        # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = centre_lines(self.images) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -377,7 +288,8 @@ def load_data(
     if pipeline not in ("fast", "torchvision"):
         raise ValueError(f"pipeline must be 'fast' or 'torchvision', got {pipeline!r}")
     if stroke_prob and pipeline != "fast":
-        raise ValueError("stroke_prob (redrawn strokes) exists in the fast pipeline only; use pipeline='fast'")
+        raise ValueError(f"stroke_prob={stroke_prob} asks for redrawn strokes, which exist in the fast pipeline only: "
+                         f"use pipeline='fast', or stroke_prob=0 with pipeline={pipeline!r}")
     fast = pipeline == "fast"
     raw = ensure_mnist(data_dir, download)  # found and checked once for both splits
     train_set = _read_split(raw, True, None if fast else train_transforms(), subset)
@@ -392,27 +304,3 @@ def load_data(
     train = DataLoader(train_set, batch_size, shuffle=True, generator=generator, **common)
     test = DataLoader(test_set, test_batch_size, shuffle=False, **common)
     return train, test
-
-
-def image_grid(images: torch.Tensor, titles: list[str], ncols: int = 8, suptitle: str | None = None):
-    """A Figure showing normalised (N, 1, 28, 28) `images` as digits, one title each, `ncols` per row."""
-    from matplotlib.figure import Figure  # no pyplot: works headless and never leaks open figures
-
-    nrows = max(1, math.ceil(len(titles) / ncols))
-    fig = Figure(figsize=(1.3 * ncols, 1.5 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles):
-        ax.imshow((image[0].cpu() * STD + MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
-
-
-def show_samples(loader, n: int = 24, ncols: int = 8):
-    """A Figure with the first `n` images of one batch from `loader`, titled with their labels."""
-    images, labels = next(iter(loader))
-    return image_grid(images[:n], [str(int(y)) for y in labels[:n]], ncols)

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from datasets import load_data
 from model import INPUT_SHAPE
-from predict import DEFAULT_CHECKPOINT
-from util import load_checkpoint
 
 OPSET = 18  # ONNX opset: supported by onnxruntime >= 1.14 and by torch's exporter
 

@@ -2,7 +2,8 @@
 
 Photos and scans are turned into MNIST-style inputs first, the way MNIST itself was made: light
 paper becomes black, ink becomes white, paper texture is suppressed, the digit is cropped, its longer
-side scaled to 20 px and placed in a 28x28 field centred on its centre of mass.
+side scaled to 20 px and placed in a 28x28 field centred on its centre of mass (pens.frame_digits, the
+same framing the training pipeline gives its redrawn digits).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from datasets import DIGIT_BOX, IMAGE_SIZE, normalize
+from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from datasets import normalize
 from model import Net
-from util import load_checkpoint
+from pens import DIGIT_BOX, PEN_RES, frame_digits
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
@@ -33,7 +34,7 @@ class ImageError(ValueError):
     """An image that cannot be read or holds no digit; `path` names it."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
+        self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
 
 
@@ -111,20 +112,11 @@ def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
     x[x < INK_THRESHOLD] = 0.0
     rows, cols = np.nonzero(x.sum(1))[0], np.nonzero(x.sum(0))[0]
     x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = x.shape
-    scale = DIGIT_BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(x).resize(size, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
-    # Centre of mass to the field's centre, as MNIST did.
-    ys, xs = np.indices(small.shape)
-    mass = small.sum()
-    cy, cx = (ys * small).sum() / mass, (xs * small).sum() / mass
-    top, left = round(IMAGE_SIZE / 2 - cy - 0.5), round(IMAGE_SIZE / 2 - cx - 0.5)
-    top = min(max(top, 0), IMAGE_SIZE - small.shape[0])
-    left = min(max(left, 0), IMAGE_SIZE - small.shape[1])
-    field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
-    field[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return torch.from_numpy(field)
+    # Resampled (anti-aliased) to framing resolution here; framing itself is the training pipeline's.
+    scale = DIGIT_BOX * PEN_RES / max(x.shape)
+    size = (max(1, round(x.shape[1] * scale)), max(1, round(x.shape[0] * scale)))
+    work = np.asarray(Image.fromarray(x).resize(size, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
+    return frame_digits(torch.from_numpy(work)[None], PEN_RES)[0, 0]
 
 
 @torch.inference_mode()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import sys
 import tempfile
@@ -21,70 +20,36 @@ from pathlib import Path
 
 import torch
 
-from datasets import CorruptMNISTError, MNISTNotFoundError
-from model import SIZES, Net, count_parameters
-from util import (
-    DivergedError,
-    TrainConfig,
-    build,
-    confusion_matrix,
-    fit,
-    get_device,
-    load_checkpoint,
-    plot_acc_loss,
-    plot_confusion,
-    plot_misclassified,
-    predictions,
-    save_checkpoint,
-)
+from checkpoint import load_checkpoint, save_checkpoint
+from config import TrainConfig, add_config_arguments, config_from_args
+from datasets import CorruptMNISTError, MNISTNotFoundError, ensure_mnist
+from model import Net, count_parameters
+from plots import plot_acc_loss, plot_confusion, plot_misclassified
+from util import DivergedError, build, confusion_matrix, fit, get_device, predictions
 
 RUNS = Path("runs")
 RUN_FILES = ("checkpoint.pt", "history.json")  # a folder holding either is an earlier run
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    """Command-line flags -> (config, the parsed flags); defaults are TrainConfig's."""
-    d = TrainConfig()
+    """Command-line flags -> (config, the parsed flags); one flag per TrainConfig field, checked there."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=tuple(SIZES), default=d.model, help=f"model size (default {d.model})")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak one-cycle learning rate (default {d.lr})")
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay,
-                   help=f"per-step decay of the tested/saved weight average; 0 = off (default {d.ema_decay})")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help=f"default {d.label_smoothing}")
-    p.add_argument("--stroke-prob", type=float, default=d.stroke_prob,
-                   help=f"share of training digits redrawn with a pen of random width (default {d.stroke_prob})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
-    p.add_argument("--pipeline", choices=("fast", "torchvision"), default=d.pipeline, help="input pipeline")
-    p.add_argument("--subset", type=int, default=d.subset, help="use only the first N images of each split")
-    p.add_argument("--data-dir", default=d.data_dir, help="MNIST root (default: $MNIST_DATA_DIR, else ./data)")
+    add_config_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: a fresh runs/<model>-seed<SEED>)")
     p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
     a = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "subset"):
-        value = getattr(a, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if not (math.isfinite(a.lr) and a.lr > 0):
-        p.error(f"--lr must be a positive finite number, got {a.lr}")
-    if not 0 <= a.ema_decay < 1:
-        p.error(f"--ema-decay must be in [0, 1), got {a.ema_decay}")
-    if not (math.isfinite(a.weight_decay) and a.weight_decay >= 0):
-        p.error(f"--weight-decay must be a finite number >= 0, got {a.weight_decay}")
-    if not 0 <= a.stroke_prob <= 1:
-        p.error(f"--stroke-prob must be in [0, 1], got {a.stroke_prob}")
-    if not 0 <= a.label_smoothing < 1:
-        p.error(f"--label-smoothing must be in [0, 1), got {a.label_smoothing}")
-    cfg = TrainConfig(model=a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                      ema_decay=a.ema_decay, label_smoothing=a.label_smoothing, stroke_prob=a.stroke_prob,
-                      seed=a.seed, pipeline=a.pipeline, subset=a.subset, data_dir=a.data_dir)
-    return cfg, a
+    if a.pipeline not in (None, "fast") and a.stroke_prob is None:
+        a.stroke_prob = 0.0
+        print(f"note: --pipeline {a.pipeline} has no redrawn strokes, so --stroke-prob is 0 for this run",
+              file=sys.stderr)
+    return config_from_args(p, a), a
 
 
-def output_folder(out: Path | None, cfg: TrainConfig, force: bool) -> Path:
-    """The run's folder, created and checked writable before any training; never an earlier run unless `force`."""
+def output_folder(out: Path | None, cfg: TrainConfig, force: bool) -> tuple[Path, bool]:
+    """The run's folder, created and checked writable before any training -> (folder, whether it was created).
+
+    Never an earlier run unless `force`.
+    """
     if out is None:  # the default is always a fresh folder: runs/15k-seed0, runs/15k-seed0-2, ...
         base = RUNS / f"{cfg.model}-seed{cfg.seed}"
         out = next(p for i in range(1, 10_000) if not (p := base if i == 1 else Path(f"{base}-{i}")).exists())
@@ -93,12 +58,13 @@ def output_folder(out: Path | None, cfg: TrainConfig, force: bool) -> Path:
     elif not force and any((out / name).exists() for name in RUN_FILES):
         raise ValueError(f"--out {out} already holds a run ({out / 'checkpoint.pt'}): pass --force to replace it, "
                          f"or another --out")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
     except OSError as exc:
         raise ValueError(f"cannot write to output folder {out} ({exc.strerror}): choose a writable --out") from None
-    return out
+    return out, created
 
 
 def write_reports(out: Path, model: Net, run: dict, test_loader, device: torch.device) -> None:
@@ -114,6 +80,7 @@ def write_reports(out: Path, model: Net, run: dict, test_loader, device: torch.d
 def run_training(cfg: TrainConfig, out: Path) -> float:
     """Train `cfg` into the prepared folder `out`; return the final-epoch test accuracy (%)."""
     device = get_device()
+    print(f"data: {ensure_mnist(cfg.data_dir)}")
     model, train_loader, test_loader = build(cfg, device)
     print(f"Net({cfg.model!r}): {count_parameters(model):,} parameters | writing to {out}/ | {cfg.to_dict()}")
     start = time.perf_counter()
@@ -159,12 +126,16 @@ def run_training(cfg: TrainConfig, out: Path) -> float:
 def main(argv: list[str] | None = None) -> float:
     """Train with the given flags; return the final-epoch test accuracy (%). User errors exit 2 with one line."""
     cfg, a = parse_args(argv)
+    out, created = None, False
     try:
-        out = output_folder(a.out, cfg, a.force)
+        out, created = output_folder(a.out, cfg, a.force)
         return run_training(cfg, out)
     except (MNISTNotFoundError, CorruptMNISTError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:  # a run that failed before its first epoch leaves no empty folder behind
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from datasets import DIGIT_BOX, MNIST_STROKE, STROKE_LEVEL, pen_ink, thin
+from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from datasets import mnist_split
+from pens import DIGIT_BOX, MNIST_STROKE, centre_lines, pen_ink, thin
+from predict import ImageError, predict_image
 
+RENDERER = 2  # bump when the rendering of the sets changes; results of older renderers are marked in the docs
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
 
 
@@ -112,9 +116,10 @@ def stroke_width(ink: np.ndarray) -> float:
     return float(np.median(2 * depth[centre] - 1)) if centre.any() else 0.0
 
 
-def restroke(mask: np.ndarray, width_factor: float) -> np.ndarray:
-    """Redraw the digit along its centre line with a round pen `width_factor` times MNIST's stroke width."""
-    return draw_pen(thin(torch.from_numpy(mask > STROKE_LEVEL)).numpy(), width_factor * STROKE_PX)
+def restroke(digit: np.ndarray, width_factor: float) -> np.ndarray:
+    """A (28, 28) uint8 digit redrawn along its centre line (at SCALE x) with a pen `width_factor` x MNIST's."""
+    lines = centre_lines(torch.from_numpy(digit)[None], SCALE)[0]
+    return draw_pen(lines.numpy(), width_factor * STROKE_PX)
 
 
 def on_paper(mask: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -149,12 +154,12 @@ def shear_or_perspective(img: Image.Image, rng: np.random.Generator) -> Image.Im
 
 
 CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] = {  # name -> digit, rng -> image
-    "thin pen (0.5x stroke)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(0.4, 0.6)), rng),
-    "MNIST-like pen (1x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(0.8, 1.2)), rng),
-    "marker (2x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(1.8, 2.2)), rng),
-    "thick marker (3x)": lambda d, rng: on_paper(restroke(ink_mask(d), rng.uniform(2.7, 3.3)), rng),
+    "thin pen (0.5x stroke)": lambda d, rng: on_paper(restroke(d, rng.uniform(0.4, 0.6)), rng),
+    "MNIST-like pen (1x)": lambda d, rng: on_paper(restroke(d, rng.uniform(0.8, 1.2)), rng),
+    "marker (2x)": lambda d, rng: on_paper(restroke(d, rng.uniform(1.8, 2.2)), rng),
+    "thick marker (3x)": lambda d, rng: on_paper(restroke(d, rng.uniform(2.7, 3.3)), rng),
     "mouse strokes (constant width, aliased)": lambda d, rng: on_paper(
-        (restroke(ink_mask(d), rng.uniform(0.6, 1.6)) > 0.5).astype(np.float32), rng),
+        (restroke(d, rng.uniform(0.6, 1.6)) > 0.5).astype(np.float32), rng),
     "low-res scan (8-12 px digit)": lambda d, rng: low_res_scan(on_paper(ink_mask(d), rng), rng),
     "Gaussian blur": lambda d, rng: on_paper(ink_mask(d), rng).filter(ImageFilter.GaussianBlur(rng.uniform(2, 5))),
     "heavy JPEG (quality 5-15)": lambda d, rng: jpeg(on_paper(ink_mask(d), rng), int(rng.integers(5, 16))),
@@ -164,8 +169,6 @@ CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] 
 
 def condition_accuracy(model, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, dict]:
     """Accuracy of `model` (through predict.py's preprocessing) on every condition -> {name: {accuracy, n}}."""
-    from predict import ImageError, predict_image
-
     report = {}
     for k, (name, render) in enumerate(CONDITIONS.items()):
         rng = np.random.default_rng([seed, k])
@@ -181,10 +184,6 @@ def condition_accuracy(model, images: np.ndarray, labels: np.ndarray, seed: int 
 
 def main(argv: list[str] | None = None) -> float:
     """Render the first --n MNIST test digits, predict them, write the results file; return accuracy %."""
-    from datasets import mnist_split
-    from predict import DEFAULT_CHECKPOINT, predict_image
-    from util import load_checkpoint
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1000, help="number of test digits to render (default 1000)")
     p.add_argument("--seed", type=int, default=0)
@@ -202,17 +201,17 @@ def main(argv: list[str] | None = None) -> float:
     command = f"python userset.py {'--conditions ' if a.conditions else ''}--n {a.n} --seed {a.seed}" + (
         f" --checkpoint {a.checkpoint}" if a.checkpoint != DEFAULT_CHECKPOINT else "")
     if a.conditions:
-        report = condition_accuracy(model, test.images.numpy(), test.labels.numpy(), a.seed)
+        report = condition_accuracy(model, test.data.numpy(), test.targets.numpy(), a.seed)
         accs = [r["accuracy"] for r in report.values()]
         acc = sum(accs) / len(accs)
         result = {"digits_per_condition": len(test), "overall_accuracy": round(acc, 2), "worst": min(accs),
-                  "by_condition": report, "checkpoint": a.checkpoint.name, "command": command}
+                  "by_condition": report, "checkpoint": a.checkpoint.name, "command": command, "renderer": RENDERER}
         print(json.dumps(result, indent=1))
         out.write_text(json.dumps(result, indent=1) + "\n")
         return acc
     with tempfile.TemporaryDirectory() as tmp:
         folder = a.keep or Path(tmp)
-        files = write_userset(folder, test.images.numpy(), test.labels.numpy(), a.seed)
+        files = write_userset(folder, test.data.numpy(), test.targets.numpy(), a.seed)
         hits, by_suffix = 0, {}
         for path, label in files:
             ok = predict_image(model, path).digit == label
@@ -221,7 +220,8 @@ def main(argv: list[str] | None = None) -> float:
             s[0], s[1] = s[0] + ok, s[1] + 1
     acc = 100 * hits / len(files)
     result = {"images": len(files), "accuracy": round(acc, 2), "seed": a.seed, "checkpoint": a.checkpoint.name,
-              "by_format": {k: round(100 * h / n, 2) for k, (h, n) in sorted(by_suffix.items())}, "command": command}
+              "by_format": {k: round(100 * h / n, 2) for k, (h, n) in sorted(by_suffix.items())}, "command": command,
+              "renderer": RENDERER}
     print(json.dumps(result, indent=1))
     out.write_text(json.dumps(result, indent=1) + "\n")
     return acc

@@ -1,88 +1,60 @@
-"""Training utilities: the default recipe, one-epoch train/test, the fit loop, seeding, device, plots.
+"""Training utilities the notebook imports: seed and device, one-epoch `train` / `test`, the `fit` loop, curves.
 
 Every function takes what it needs and returns its result; nothing here keeps state between calls.
 (The original project kept its loss/accuracy lists at module level, so re-running the notebook's
 training cell appended a second run to the first: those were its "periodic spikes".)
+
+The course's calls work as written: `train(model, device, train_loader, optimizer, criterion)` and
+`test(model, device, test_loader, criterion)` return an `EpochResult(loss, acc)`; `criterion` may be left
+out (the model returns log-probabilities, so NLL is the loss); anything else is passed by keyword.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-import os
+import platform
 import random
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from datasets import DATA_ENV, image_grid, load_data
-from model import DEFAULT_SIZE, NUM_CLASSES, SIZES, Net, count_parameters
+import datasets as _datasets
 
-CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+if not hasattr(_datasets, "load_data"):  # another package named `datasets` (e.g. Hugging Face's) came first
+    raise ImportError(
+        f"`import datasets` found {getattr(_datasets, '__file__', _datasets)!r}, not this project's datasets.py. "
+        "Import the project as the package s6 (`import s6` after `sys.path.append('/path/to/repo')` or "
+        "`pip install -e /path/to/repo`), or put the repository first: `sys.path.insert(0, '/path/to/repo')`."
+    )
 
-
-@dataclass
-class TrainConfig:
-    """The default recipe; train.py, the notebook and the tests all read these values."""
-
-    model: str = DEFAULT_SIZE  # a key of model.SIZES: "15k" (default), "8k" or "4k" parameters
-    epochs: int = 15  # full passes over the 60k training images; one-cycle schedule spans them all. 9 epochs
-    #                   averaged 99.45%; 15 buy the margin (README: ablation and frontier tables)
-    batch_size: int = 128  # images per step: small enough for many updates per epoch, big enough for 2 cores
-    lr: float = 0.05  # peak learning rate of the one-cycle schedule (SGD, Nesterov momentum)
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4  # L2 on all weights: +0.04% over none at 15 epochs in the screening (2 seeds)
-    warmup: float = 0.2  # fraction of steps spent rising to the peak lr, then cosine down to ~0
-    ema_decay: float = 0.999  # per-step weight average used for testing and saving (horizon ~1000 steps,
-    #                           ~2 epochs); 0 = evaluate the raw weights
-    label_smoothing: float = 0.0  # share of the target spread over all classes; 0 = plain NLL
-    stroke_prob: float = 0.1  # share of training digits redrawn with a random pen: handwriting 98.11 -> 98.61%
-    seed: int = 0  # fixes initialisation, shuffling order and augmentation
-    pipeline: str = "fast"  # "fast" (in-memory, batched augmentation) or "torchvision" (original PIL path)
-    test_batch_size: int = 1000  # evaluation only: larger batches are faster and change nothing
-    subset: int | None = None  # keep the first n images of each split (quick checks); None = all
-    data_dir: str | None = None  # MNIST root; None = $MNIST_DATA_DIR, else ./data
-
-    def to_dict(self) -> dict:
-        """The config as a plain dict (stored in checkpoints and histories)."""
-        return dataclasses.asdict(self)
-
-
-ENV_OVERRIDES = {  # environment variable -> TrainConfig field, for the notebook (the tests run it small)
-    "S6_MODEL": "model", "S6_EPOCHS": "epochs", "S6_BATCH_SIZE": "batch_size", "S6_SEED": "seed", "S6_SUBSET": "subset",
-}
-
-
-def config_from_env(environ: Mapping[str, str] = os.environ) -> TrainConfig:
-    """TrainConfig's defaults, overridden by the S6_* variables that are set (and MNIST_DATA_DIR for data_dir)."""
-    values: dict = {"data_dir": environ.get(DATA_ENV) or None}
-    for var, field in ENV_OVERRIDES.items():
-        text = environ.get(var, "").strip()
-        if not text:
-            continue
-        if field == "model":
-            if text not in SIZES:
-                raise ValueError(f"{var}={text!r} is not a model size: use one of {', '.join(SIZES)}")
-            values[field] = text
-            continue
-        lowest = 0 if field == "seed" else 1
-        if not text.isdigit() or int(text) < lowest:
-            raise ValueError(f"{var}={text!r} must be an integer >= {lowest}: fix or unset the variable")
-        values[field] = int(text)
-    return TrainConfig(**values)
+from checkpoint import load_checkpoint as load_checkpoint  # noqa: E402  (re-exported: documented here)
+from checkpoint import save_checkpoint as save_checkpoint  # noqa: E402
+from config import TrainConfig, config_from_env  # noqa: E402, F401  (re-exported: the notebook reads them here)
+from datasets import load_data  # noqa: E402
+from model import NUM_CLASSES, Net  # noqa: E402
+from plots import plot_acc_loss as plot_acc_loss  # noqa: E402  (the course's name, from util)
 
 
 def set_seed(seed: int) -> None:
     """Seed Python and torch (all devices) once, before building the model and the loaders."""
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else platform's guess: results name the hardware."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def get_device(verbose: bool = True) -> torch.device:
@@ -129,9 +101,35 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
     return optimizer, scheduler
 
 
-def _bar(loader, desc: str, disable: bool | None):
-    # disable=None lets tqdm hide itself when output is not a terminal or notebook (CI logs stay short).
-    return tqdm(loader, desc=desc, leave=False, disable=disable, mininterval=1.0)
+def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of `model`'s weights and BatchNorm statistics, or None if `decay` is 0.
+
+    PyTorch's AveragedModel; the decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so a short
+    run's average is not dominated by the random initial weights.
+    """
+    if not decay:
+        return None
+
+    def warmed_up_ema(averaged: list, current: list, n_averaged: torch.Tensor) -> None:
+        n = int(n_averaged)
+        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, n_averaged)
+
+    # use_buffers: average BatchNorm's running statistics too, so the average needs no extra pass to re-estimate them.
+    return AveragedModel(model, multi_avg_fn=warmed_up_ema, use_buffers=True)
+
+
+def training_criterion(cfg: TrainConfig) -> Callable:
+    """The training loss on log-probabilities: NLL, label-smoothed if cfg.label_smoothing > 0."""
+    if cfg.label_smoothing:  # cross_entropy's log_softmax leaves log-probabilities unchanged, so this is exact
+        return functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
+    return F.nll_loss
+
+
+class EpochResult(NamedTuple):
+    """One pass's mean loss and accuracy (%): `r.loss`, `r.acc`, or `loss, acc = r` (in that order)."""
+
+    loss: float
+    acc: float
 
 
 class DivergedError(FloatingPointError):
@@ -139,22 +137,50 @@ class DivergedError(FloatingPointError):
 
 
 DIVERGED_LOSS = 100.0  # nats: chance is ln 10 = 2.3 and healthy runs never pass ~5; above this a run is lost
+TRAIN_CALL = "train(model, device, train_loader, optimizer, criterion=F.nll_loss, *, scheduler=None, ema=None)"
+TEST_CALL = "test(model, device, test_loader, criterion=F.nll_loss)"
 
 
-def train(
-    model: nn.Module,
-    device: torch.device,
-    train_loader,
-    optimizer: torch.optim.Optimizer,
-    criterion: Callable,
-    scheduler=None,
-    progress: bool | None = None,
-    ema: AveragedModel | None = None,
-) -> tuple[float, float]:
-    """Train one epoch; step `scheduler` and update `ema` after every batch if given -> (mean loss, accuracy %).
+def _check_call(call: str, model, criterion, extra: tuple, optimizer=None, training: bool = False) -> None:
+    """Refuse a call in another course's convention before anything runs, saying what to write instead."""
+    name = call.split("(")[0]
+    if extra:
+        given = ", ".join(type(x).__name__ for x in extra)
+        raise TypeError(
+            f"{name}() got {len(extra)} positional argument(s) too many ({given}). Call it as {call}. "
+            f"Loss and accuracy are returned, not collected into lists you pass: "
+            f"`loss, acc = {name}(...)`, then append them to your own lists."
+            + (" Pass scheduler= and ema= by keyword." if training else "")
+        )
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name}()'s first argument must be the model (an nn.Module), got {type(model).__name__}. "
+                        f"Call it as {call}.")
+    if training and not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
+        raise TypeError(f"train()'s fourth argument must be the optimizer (e.g. torch.optim.SGD), got "
+                        f"{type(optimizer).__name__}. Call it as {call}.")
+    if not callable(criterion):
+        raise TypeError(
+            f"{name}()'s criterion must be a loss function such as F.nll_loss or nn.NLLLoss(), got "
+            f"{type(criterion).__name__} {criterion!r}. The arguments are (model, device, loader"
+            f"{', optimizer' if training else ''}, criterion); an epoch number is not one of them: call it as {call}."
+        )
 
-    Raises DivergedError before a step that would apply a non-finite or exploded loss.
+
+def _bar(loader, desc: str, disable: bool | None):
+    # disable=None lets tqdm hide itself when output is not a terminal or notebook (CI logs stay short).
+    return tqdm(loader, desc=desc, leave=False, disable=disable, mininterval=1.0)
+
+
+def train(model: nn.Module, device: torch.device | str, train_loader, optimizer: torch.optim.Optimizer,
+          criterion: Callable = F.nll_loss, *extra, scheduler=None, ema: AveragedModel | None = None,
+          progress: bool | None = None) -> EpochResult:
+    """Train one epoch -> EpochResult(mean loss, accuracy %). Steps `scheduler` and updates `ema` after each batch.
+
+    Arguments past `criterion` are keyword-only: a call in another convention (history lists or an epoch
+    number passed positionally) is refused before any weight changes. Raises DivergedError before a step
+    that would apply a non-finite or exploded loss.
     """
+    _check_call(TRAIN_CALL, model, criterion, extra, optimizer, training=True)
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     bar = _bar(train_loader, "train", None if progress is None else not progress)
@@ -180,12 +206,15 @@ def train(
         correct += get_correct_pred_count(output, target)
         seen += len(target)
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}", refresh=False)
-    return loss_sum / seen, 100.0 * correct / seen
+    bar.close()
+    return EpochResult(loss_sum / seen, 100.0 * correct / seen)
 
 
 @torch.inference_mode()
-def test(model: nn.Module, device: torch.device, test_loader, criterion: Callable) -> tuple[float, float]:
-    """Evaluate without gradients -> (loss summed per sample / number of samples, accuracy %)."""
+def test(model: nn.Module, device: torch.device | str, test_loader, criterion: Callable = F.nll_loss,
+         *extra) -> EpochResult:
+    """Evaluate without gradients -> EpochResult(mean loss per sample, accuracy %)."""
+    _check_call(TEST_CALL, model, criterion, extra)
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     for data, target in test_loader:
@@ -194,12 +223,10 @@ def test(model: nn.Module, device: torch.device, test_loader, criterion: Callabl
         loss_sum += criterion(output, target).item() * len(target)  # mean over batch -> sum
         correct += get_correct_pred_count(output, target)
         seen += len(target)
-    return loss_sum / seen, 100.0 * correct / seen
+    return EpochResult(loss_sum / seen, 100.0 * correct / seen)
 
 
-def new_history() -> dict[str, list]:
-    """An empty per-epoch history: one list per metric, owned by one run."""
-    return {key: [] for key in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")}
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
 
 
 def format_epoch(history: dict[str, list], i: int = -1) -> str:
@@ -211,51 +238,24 @@ def format_epoch(history: dict[str, list], i: int = -1) -> str:
     )
 
 
-def make_ema(model: nn.Module, decay: float) -> AveragedModel:
-    """An exponential moving average of `model`'s weights and BatchNorm statistics (PyTorch's AveragedModel).
-
-    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so a short run's average is not
-    dominated by the random initial weights.
-    """
-
-    def warmed_up_ema(averaged: list, current: list, n_averaged: torch.Tensor) -> None:
-        n = int(n_averaged)
-        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, n_averaged)
-
-    # use_buffers: average BatchNorm's running statistics too, so the average needs no extra pass to re-estimate them.
-    return AveragedModel(model, multi_avg_fn=warmed_up_ema, use_buffers=True)
-
-
-def training_criterion(cfg: TrainConfig) -> Callable:
-    """The training loss on log-probabilities: NLL, label-smoothed if cfg.label_smoothing > 0."""
-    if cfg.label_smoothing:  # cross_entropy's log_softmax leaves log-probabilities unchanged, so this is exact
-        return functools.partial(nn.functional.cross_entropy, label_smoothing=cfg.label_smoothing)
-    return nn.functional.nll_loss
-
-
-def fit(
-    model: nn.Module,
-    device: torch.device,
-    train_loader,
-    test_loader,
-    cfg: TrainConfig,
-    on_epoch: Callable[[dict, nn.Module], None] | None = None,
-    progress: bool | None = None,
-) -> dict[str, list]:
+def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: TrainConfig,
+        on_epoch: Callable[[dict, nn.Module], None] | None = None, progress: bool | None = None) -> dict[str, list]:
     """Train for cfg.epochs with the one-cycle recipe, testing after each epoch -> a fresh history.
 
-    With cfg.ema_decay the weight average is what is tested, and `model` ends holding it. Prints one line
-    per epoch; calls `on_epoch(history, tested_model)` after each (e.g. to save a checkpoint).
+    The same loop the notebook writes out cell by cell. With cfg.ema_decay the weight average is what is
+    tested, and `model` ends holding it. Prints one line per epoch; calls `on_epoch(history, tested_model)`
+    after each (e.g. to save a checkpoint).
     """
     optimizer, scheduler = make_optimizer(model, cfg, steps_per_epoch=len(train_loader))
-    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay else None
+    ema = make_ema(model, cfg.ema_decay)
     tested = ema.module if ema is not None else model
     criterion = training_criterion(cfg)
-    history = new_history()
+    history = {key: [] for key in HISTORY_KEYS}
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        train_loss, train_acc = train(model, device, train_loader, optimizer, criterion, scheduler, progress, ema)
-        test_loss, test_acc = test(tested, device, test_loader, nn.functional.nll_loss)
+        train_loss, train_acc = train(model, device, train_loader, optimizer, criterion,
+                                      scheduler=scheduler, ema=ema, progress=progress)
+        test_loss, test_acc = test(tested, device, test_loader)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)
         for key, value in row.items():
@@ -266,85 +266,6 @@ def fit(
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
     return history
-
-
-def plot_acc_loss(train_losses, train_acc, test_losses, test_acc):
-    """The original 2x2 panel (train loss, test loss / train acc, test acc against epoch) -> Figure."""
-    from matplotlib.figure import Figure  # no pyplot: works headless and never leaks open figures
-
-    fig = Figure(figsize=(12, 8))
-    axs = fig.subplots(2, 2)
-    panels = [(train_losses, "Training Loss"), (test_losses, "Test Loss"),
-              (train_acc, "Training Accuracy (%)"), (test_acc, "Test Accuracy (%)")]
-    for ax, (values, title) in zip(axs.flat, panels):
-        ax.plot(range(1, len(values) + 1), values, marker="o")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
-    """Names of the floating-point tensors in `state` that hold NaN or infinity."""
-    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-
-
-def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, history: dict) -> None:
-    """Write weights + what rebuilds and describes them; atomic, so a crash never leaves half a file."""
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if bad := non_finite(state):
-        raise DivergedError(f"refusing to save non-finite weights ({', '.join(bad[:3])}) to {path}")
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "arch": type(model).__name__,
-        "model": model.size,
-        "parameters": count_parameters(model),
-        "state_dict": state,
-        "config": cfg.to_dict(),
-        "history": history,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[Net, dict]:
-    """Rebuild the trained Net of whichever size a train.py checkpoint holds (weights only) -> (model, payload)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: train one with `python train.py` or pass its path")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors, truncated zip archives, non-torch files
-        # torch's own message suggests weights_only=False, i.e. running the file's code: never for a foreign file.
-        raise ValueError(
-            f"{path} is not a checkpoint written by this project's train.py (it cannot be read as plain tensors: "
-            f"{type(exc).__name__}). Do not load it with weights_only=False unless you trust its origin; "
-            f"use checkpoints/s6.pt or train one with `python train.py`."
-        ) from None
-    state = payload.get("state_dict") if isinstance(payload, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} is not a checkpoint written by train.py (no 'state_dict' of tensors)")
-    size = payload.get("model", DEFAULT_SIZE)  # checkpoints from before the model family hold the default size
-    if payload.get("arch") != Net.__name__ or size not in SIZES:
-        raise ValueError(
-            f"{path} holds a model of another architecture (arch={payload.get('arch')!r}, size={size!r}); "
-            f"this model.py builds Net of sizes {', '.join(SIZES)}. Retrain with `python train.py`."
-        )
-    model = Net(size)
-    expected = model.state_dict()
-    mismatched = sorted(set(expected) ^ set(state)) or [k for k in expected if expected[k].shape != state[k].shape]
-    if mismatched:
-        raise ValueError(
-            f"{path} holds weights that do not fit Net({size!r}) ({count_parameters(model):,} parameters; first "
-            f"differing weights: {mismatched[:3]}). Retrain with `python train.py` or check out the code that wrote it."
-        )
-    if bad := non_finite(state):
-        raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the run that wrote it diverged")
-    model.load_state_dict(state)
-    return model.to(device).eval(), payload
 
 
 @torch.inference_mode()
@@ -363,37 +284,3 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes:
     """(classes, classes) counts: row = true class, column = predicted class."""
     index = labels.long() * num_classes + predicted.long()
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
-
-
-def plot_confusion(matrix: torch.Tensor):
-    """The confusion matrix as an annotated heat map with per-class accuracy on the y labels -> Figure."""
-    from matplotlib.figure import Figure
-
-    n = matrix.shape[0]
-    per_class = 100 * matrix.diag() / matrix.sum(1).clamp(min=1)
-    fig = Figure(figsize=(7.5, 6.5))
-    ax = fig.subplots()
-    ax.imshow(torch.log1p(matrix.float()).numpy(), cmap="Blues")
-    for i in range(n):
-        for j in range(n):
-            if matrix[i, j]:
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if i == j else "black")
-    ax.set_xticks(range(n), [str(j) for j in range(n)])
-    ax.set_yticks(range(n), [f"{i}  ({per_class[i]:.1f}%)" for i in range(n)])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true (per-class accuracy)")
-    total, correct = int(matrix.sum()), int(matrix.diag().sum())
-    ax.set_title(f"Confusion matrix: {correct}/{total} correct ({100 * correct / max(total, 1):.2f}%)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, n: int = 40, ncols: int = 10):
-    """A gallery of up to `n` misclassified images, most confident mistakes first, titled true -> pred (p)."""
-    confidence, predicted = probs.max(1)
-    wrong = (predicted != labels).nonzero().flatten()
-    wrong = wrong[confidence[wrong].argsort(descending=True)][:n]
-    titles = [f"{int(labels[i])} → {int(predicted[i])} ({confidence[i]:.2f})" for i in wrong.tolist()]
-    summary = f"{(predicted != labels).sum()} misclassified of {len(labels)}; {len(wrong)} most confident shown"
-    return image_grid(images[wrong], titles, ncols, summary)

@@ -11,9 +11,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from conftest import missing
 from PIL import Image
 
 from datasets import mnist_split
+
+pytestmark = pytest.mark.slow  # a real browser and a real server
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a browser downloaded by playwright
@@ -74,10 +77,7 @@ PLACEMENTS = {  # name -> (size as a share of the canvas, centre x, centre y)
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        message = f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (Debian's package)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the browser: {message}")
-        pytest.skip(message)
+        missing("the browser", f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (Debian's package)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -154,7 +154,7 @@ def test_classify_api_reads_real_mnist_digits(app_url, data_dir, tmp_path):
     test = mnist_split(False, data_dir, subset=20)
     client = Client(app_url, verbose=False)
     hits = 0
-    for i, (digit, label) in enumerate(zip(test.images.numpy(), test.labels.tolist())):
+    for i, (digit, label) in enumerate(zip(test.data.numpy(), test.targets.tolist())):
         path = tmp_path / f"{i}.png"
         Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).save(path)  # ink on paper
         result = client.predict(handle_file(path), api_name="/classify")
@@ -164,13 +164,29 @@ def test_classify_api_reads_real_mnist_digits(app_url, data_dir, tmp_path):
         hits += int(result["label"]) == label
     assert hits >= 19  # the shipped model reads at least 19 of these 20 test digits
     Image.new("L", (64, 64), 255).save(tmp_path / "blank.png")
-    with pytest.raises(Exception, match="looks blank"):
+    with pytest.raises(Exception, match="blank.png: image looks blank"):
         client.predict(handle_file(tmp_path / "blank.png"), api_name="/classify")
+
+
+def test_api_answers_a_non_image_upload_with_predict_pys_message(app_url, tmp_path, capsys):
+    from gradio_client import Client, handle_file
+
+    import predict
+
+    notes = tmp_path / "notes.png"
+    notes.write_text("this is not an image")
+    assert predict.main([str(notes)]) == 1
+    cli_reason = capsys.readouterr().err.splitlines()[0].split(": ", 2)[2]  # "error: <path>: <reason>"
+    with pytest.raises(Exception) as info:
+        Client(app_url, verbose=False).predict(handle_file(notes), api_name="/classify")
+    message = str(info.value)
+    assert "notes.png: not a readable image (UnidentifiedImageError" in message and "verbose" not in message
+    assert cli_reason.split(" (")[0] in message
 
 
 def test_app_handlers_say_when_nothing_is_drawn_or_unsure():
     import app
-    from util import load_checkpoint
+    from checkpoint import load_checkpoint
 
     recognise, _ = app.make_handlers(load_checkpoint(app.DEFAULT_CHECKPOINT)[0])
     label, seen, message = recognise(None)

@@ -1,12 +1,15 @@
+"""util.py: the one-epoch train/test, the fit loop, its history, evaluation helpers, the course's plot."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from config import TrainConfig
 from datasets import load_data
 from model import Net
 from util import (
-    TrainConfig,
+    EpochResult,
     confusion_matrix,
     fit,
     get_correct_pred_count,
@@ -57,7 +60,9 @@ def test_train_returns_mean_loss_and_accuracy_and_updates_weights(data_dir):
     model = Net()
     before = [p.clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    loss, acc = train(model, torch.device("cpu"), train_loader, optimizer, F.nll_loss)
+    result = train(model, torch.device("cpu"), train_loader, optimizer, F.nll_loss)
+    loss, acc = result
+    assert isinstance(result, EpochResult) and (result.loss, result.acc) == (loss, acc)
     assert isinstance(loss, float) and isinstance(acc, float)
     assert 0 < loss < 5 and 0 <= acc <= 100
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -75,16 +80,18 @@ def test_each_fit_owns_its_history(data_dir):
 
 
 def test_plot_acc_loss_is_a_2x2_figure_that_saves(tmp_path):
-    fig = plot_acc_loss([1.0, 0.5], [80.0, 90.0], [0.6, 0.4], [85.0, 92.0])
+    losses, accs = [1.0, 0.5, 0.4, 0.3, 0.2], [80, 90, 92, 93, 94]
+    fig = plot_acc_loss(losses, accs, losses, accs)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 4
+    assert all(t == int(t) for t in fig.axes[0].get_xticks())  # whole epochs on the x axis
     assert [ax.get_title() for ax in fig.axes][:2] == ["Training Loss", "Test Loss"]
     fig.savefig(tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_confusion_matrix_counts_every_test_image(data_dir):
-    model, _, test_loader, _ = small_run(data_dir, TrainConfig(epochs=1, batch_size=100, subset=1000))
+def test_confusion_matrix_counts_every_test_image(data_dir, model):
+    _, test_loader = load_data(100, data_dir, subset=1000)
     _, labels, probs = predictions(model, torch.device("cpu"), test_loader)
     matrix = confusion_matrix(probs.argmax(1), labels)
     assert matrix.shape == (10, 10)

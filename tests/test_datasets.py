@@ -1,10 +1,14 @@
+"""datasets.py: finding and checking the MNIST files, both pipelines, augmentation, DataLoader behaviour."""
+
 import math
 import shutil
+import struct
 
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision.transforms.functional as TF
+from conftest import copy_mnist
+from torch.utils.data import DataLoader, Subset
 
 from datasets import (
     CROP_SIZE,
@@ -68,7 +72,7 @@ def test_training_data_is_shuffled_every_epoch_and_test_data_never(data_dir):
     ordered = torch.cat([y for _, y in test])
     again = torch.cat([y for _, y in test])
     assert torch.equal(ordered, again)
-    assert torch.equal(ordered, test.labels.cpu())
+    assert torch.equal(ordered, test.dataset.targets)
 
 
 def test_missing_directory_names_dir_files_and_env_var(tmp_path):
@@ -140,30 +144,55 @@ def test_augmentation_is_seeded_and_keeps_the_digit(data_dir):
     assert torch.allclose(normalize(torch.zeros(1)), torch.tensor([-0.1307 / 0.3081]))
 
 
-def test_redrawn_strokes_keep_the_digit_and_vary_the_pen(data_dir):
-    from datasets import DIGIT_BOX, centre_lines, draw_strokes, redraw_strokes
-
-    x = real_digits(data_dir, n=64)
-    lines = centre_lines((x[:, 0] * 255).round().to(torch.uint8))
-    assert lines.shape == (64, 56, 56) and lines.any((1, 2)).all()
-    ink = {w: draw_strokes(lines, torch.full((64,), w)) for w in (0.5, 1.0, 2.0, 3.0)}
-    mass = {w: float(v.sum()) for w, v in ink.items()}
-    assert mass[0.5] < mass[1.0] < mass[2.0] < mass[3.0]
-    # MNIST's own pen redrawn: the same strokes, up to a pixel (the digit is framed anew)
-    same_pen, original = ink[1.0] > 0.5, x > 0.5
-    near = lambda m: F.max_pool2d(m.float(), 3, 1, 1) > 0  # noqa: E731
-    assert float((same_pen & near(original)).sum() / same_pen.sum()) > 0.95
-    assert float((original & near(same_pen)).sum() / original.sum()) > 0.9
-    for v in ink.values():  # framed as MNIST: ink up to 1, longer side DIGIT_BOX px, mass at the centre
-        assert v.min() >= 0 and torch.allclose(v.amax((1, 2, 3)), torch.ones(64))
-        rows, cols = (v[:, 0] > 0.05).any(2), (v[:, 0] > 0.05).any(1)
-        extent = torch.maximum(rows.sum(1), cols.sum(1)).float()
-        assert (extent - DIGIT_BOX).abs().median() <= 1
-        cy = (v[:, 0].sum(2) * torch.arange(28)).sum(1) / v.sum((1, 2, 3))
-        assert (cy - 13.5).abs().max() < 1
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    assert torch.equal(redraw_strokes(x, lines, 0.0, g()), x)
-    every = redraw_strokes(x, lines, 1.0, g())
-    assert torch.equal(every, redraw_strokes(x, lines, 1.0, g())) and not (every == x).all((1, 2, 3)).any()
-    with pytest.raises(ValueError, match="fast pipeline only"):
+def test_redrawn_strokes_are_fast_pipeline_only(data_dir):
+    with pytest.raises(ValueError, match="fast pipeline only: use pipeline='fast', or stroke_prob=0"):
         load_data(64, data_dir, pipeline="torchvision", stroke_prob=0.5)
+
+
+@pytest.mark.parametrize("case", ["train labels swapped with test labels", "train split swapped with test split"])
+def test_swapped_mnist_files_are_refused(data_dir, tmp_path, case):
+    if case.startswith("train labels"):
+        labels = ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte")
+        rename = {labels[0]: labels[1], labels[1]: labels[0]}
+    else:
+        rename = {n: n.replace("train", "T").replace("t10k", "train").replace("T", "t10k") for n in FILES}
+    copy_mnist(data_dir, tmp_path / "MNIST" / "raw", rename)
+    with pytest.raises(CorruptMNISTError, match="holds 10,000 items, but the train split has 60,000.*swapped"):
+        load_data(64, tmp_path)
+
+
+def test_data_dir_may_be_the_folder_holding_the_files(data_dir, tmp_path):
+    flat = copy_mnist(data_dir, tmp_path / "flat")
+    assert ensure_mnist(flat) == flat
+    assert ensure_mnist(data_dir) == data_dir  # MNIST/raw itself
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(MNISTNotFoundError):
+        ensure_mnist(tmp_path / "typo" / "data")  # download fails offline; in CI and here there is no network
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_idx_header_counts_are_read(data_dir):
+    with open(data_dir / "train-labels-idx1-ubyte", "rb") as f:
+        assert struct.unpack(">II", f.read(8)) == (2049, 60_000)
+
+
+@pytest.mark.parametrize("pipeline", ["fast", "torchvision"])
+def test_loader_dataset_is_a_map_style_dataset_like_torchvisions_mnist(data_dir, pipeline):
+    train_loader, test_loader = load_data(128, data_dir, pipeline=pipeline)
+    assert len(train_loader.dataset) == 60_000 and len(test_loader.dataset) == 10_000
+    x, y = test_loader.dataset[3]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and isinstance(y, int)
+    first_x, first_y = next(iter(test_loader))
+    torch.testing.assert_close(x, first_x[3])
+    assert y == int(first_y[3])
+    small = DataLoader(Subset(train_loader.dataset, range(6000)), batch_size=500)
+    assert sum(len(yb) for _, yb in small) == 6000
+    xb, yb = next(iter(DataLoader(test_loader.dataset, batch_size=1000)))
+    assert xb.shape == (1000, 1, 28, 28) and yb.dtype == torch.int64
+    assert math.isclose(float(xb.mean()), 0.0, abs_tol=0.05)
+    # torchvision's MNIST answers .data (uint8 N x 28 x 28) and .targets (int64 N): so does ours
+    data, targets = train_loader.dataset.data, train_loader.dataset.targets
+    assert data.shape == (60_000, 28, 28) and data.dtype == torch.uint8
+    assert targets.shape == (60_000,) and targets.dtype == torch.int64
+    torch.testing.assert_close(x[0], normalize(test_loader.dataset.data[3].float() / 255))
+    assert int(test_loader.dataset.targets[3]) == y

@@ -1,0 +1,83 @@
+"""Save and load trained weights: weights-only files that say what rebuilds them. No training code here.
+
+Inference (predict.py, app.py, export.py) imports this and model.py only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from config import TrainConfig
+from model import SIZES, Net, count_parameters
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"  # the shipped model
+FORMAT = 1  # the layout of the saved dict; a file of another format is refused on load
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors in `state` that hold NaN or infinity."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, history: dict) -> None:
+    """Write weights + what rebuilds and describes them; atomic, so a crash never leaves half a file."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if bad := non_finite(state):
+        raise FloatingPointError(f"refusing to save non-finite weights ({', '.join(bad[:3])}) to {path}")
+    payload = {
+        "format": FORMAT,
+        "arch": type(model).__name__,
+        "model": model.size,
+        "parameters": count_parameters(model),
+        "state_dict": state,
+        "config": cfg.to_dict(),
+        "history": history,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT,
+                    device: torch.device | str = "cpu") -> tuple[Net, dict]:
+    """Rebuild the trained Net of whichever size a train.py checkpoint holds (weights only) -> (model, payload)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: train one with `python train.py` or pass its path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors, truncated zip archives, non-torch files
+        # torch's own message suggests weights_only=False, i.e. running the file's code: never for a foreign file.
+        raise ValueError(
+            f"{path} is not a checkpoint written by this project's train.py (it cannot be read as plain tensors: "
+            f"{type(exc).__name__}). Do not load it with weights_only=False unless you trust its origin; "
+            f"use checkpoints/s6.pt or train one with `python train.py`."
+        ) from None
+    state = payload.get("state_dict") if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a checkpoint written by train.py (no 'state_dict' of tensors)")
+    size = payload.get("model")
+    if payload.get("arch") != Net.__name__ or size not in SIZES:
+        raise ValueError(
+            f"{path} holds a model of another architecture (arch={payload.get('arch')!r}, size={size!r}); "
+            f"this model.py builds Net of sizes {', '.join(SIZES)}. Retrain with `python train.py`."
+        )
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{path} has checkpoint format {payload.get('format')!r}, this code reads format {FORMAT}: "
+                         f"retrain with `python train.py` or check out the code that wrote it")
+    model = Net(size)
+    expected = model.state_dict()
+    mismatched = sorted(set(expected) ^ set(state)) or [k for k in expected if expected[k].shape != state[k].shape]
+    if mismatched:
+        raise ValueError(
+            f"{path} holds weights that do not fit Net({size!r}) ({count_parameters(model):,} parameters; first "
+            f"differing weights: {mismatched[:3]}). Retrain with `python train.py` or check out the code that wrote it."
+        )
+    if bad := non_finite(state):
+        raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the run that wrote it diverged")
+    model.load_state_dict(state)
+    return model.to(device).eval(), payload

@@ -1,0 +1,168 @@
+"""The training recipe: every hyperparameter in one place, validated here, with its unit and reason.
+
+train.py's flags are generated from these fields (`--batch-size` is `batch_size`), the notebook's S6_*
+environment overrides are the same fields upper-cased (`S6_BATCH_SIZE`), and the experiments pass train.py
+flags. A bad value is refused with the name the user typed, the rule and the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from model import DEFAULT_SIZE, SIZES
+
+PIPELINES = ("fast", "torchvision")
+ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
+
+
+def lever(default, help: str):
+    """A recipe field whose `help` (unit and reason) is shown by `train.py --help`."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """The default recipe. Every entry point reads these values; nothing mirrors them by hand."""
+
+    model: str = lever(DEFAULT_SIZE, "model size, a key of model.SIZES: 15k (default), 8k or 4k parameters")
+    epochs: int = lever(15, "full passes over the 60k training images; the one-cycle schedule spans them all; "
+                            "fewer epochs lose accuracy (docs/results.md: frontier)")
+    batch_size: int = lever(128, "images per step: many updates per epoch, yet big enough to keep 2 cores busy")
+    lr: float = lever(0.05, "peak learning rate of the one-cycle schedule (SGD, Nesterov momentum)")
+    momentum: float = lever(0.9, "SGD momentum")
+    weight_decay: float = lever(5e-4, "L2 penalty on all weights, per step (docs/results.md: ablation)")
+    warmup: float = lever(0.2, "share of the steps spent rising to the peak lr, then cosine down to ~0")
+    ema_decay: float = lever(0.999, "per-step decay of the weight average that is tested and saved (a horizon "
+                                    "of ~1000 steps, ~2 epochs); 0 = test the raw weights")
+    label_smoothing: float = lever(0.0, "share of the target spread over all classes; 0 = plain NLL")
+    stroke_prob: float = lever(0.1, "share of training digits redrawn along their centre line with a pen of "
+                                    "random width (fast pipeline only): people's pens are not MNIST's")
+    seed: int = lever(0, "fixes initialisation, shuffling order and augmentation")
+    pipeline: str = lever("fast", "input pipeline: fast (in-memory, batched augmentation) or torchvision "
+                                  "(the original per-image PIL transforms)")
+    test_batch_size: int = lever(1000, "images per evaluation batch: larger is faster and changes nothing")
+    subset: int | None = lever(None, "keep the first N images of each split, for quick checks; default: all")
+    data_dir: str | None = lever(None, "MNIST root; default: $MNIST_DATA_DIR, else ./data")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            problem = check(f.name, getattr(self, f.name))
+            if problem:
+                raise ConfigError(f.name, problem)
+        if self.stroke_prob and self.pipeline != "fast":
+            raise ConfigError("stroke_prob", f"must be 0 with pipeline {self.pipeline!r} (redrawn strokes exist in "
+                                             f"the fast pipeline only), got {self.stroke_prob}")
+
+    def to_dict(self) -> dict:
+        """The config as a plain dict (stored in checkpoints and histories)."""
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A recipe field with a value outside its rule; `field` names it, the message says rule and value."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.field, self.problem = name, problem
+        super().__init__(f"{name} {problem}")
+
+    def named(self, name: str) -> str:
+        """The message with the field spelled as the user typed it (--batch-size, S6_BATCH_SIZE)."""
+        return f"{name} {self.problem}"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+RULES = {  # field -> (holds for a valid value, the rule in words)
+    "model": (lambda v: v in SIZES, f"one of {', '.join(SIZES)}"),
+    "epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "lr": (lambda v: _is_number(v) and v > 0, "a positive finite number"),
+    "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "warmup": (lambda v: _is_number(v) and 0 < v < 1, "in (0, 1)"),
+    "ema_decay": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
+    "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
+    "stroke_prob": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "pipeline": (lambda v: v in PIPELINES, f"one of {', '.join(PIPELINES)}"),
+    "test_batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "subset": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer (or unset for all images)"),
+    "data_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a folder path"),
+}
+
+
+def check(name: str, value) -> str | None:
+    """None if `value` suits field `name`, else 'must be <rule>, got <value>'."""
+    holds, rule = RULES[name]
+    return None if holds(value) else f"must be {rule}, got {value!r}"
+
+
+def field_type(name: str) -> type:
+    """The plain type of a field (int, float or str; `int | None` gives int)."""
+    hint = typing.get_type_hints(TrainConfig)[name]
+    return next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+
+
+def parse_value(name: str, text: str):
+    """Text (a flag or an environment variable) -> the field's type; ValueError names the rule."""
+    kind = field_type(name)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"must be {RULES[name][1]}, got {text!r}") from None
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, with its type, default and help; values are checked by TrainConfig."""
+    defaults = TrainConfig()
+    group = parser.add_argument_group("recipe (config.TrainConfig)")
+    for f in dataclasses.fields(TrainConfig):
+        default = getattr(defaults, f.name)
+        choices = {"model": tuple(SIZES), "pipeline": PIPELINES}.get(f.name)
+        group.add_argument(flag(f.name), dest=f.name, type=field_type(f.name), default=None, choices=choices,
+                           metavar=None if choices else f.name.upper(),
+                           help=f"{f.metadata['help']} (default: {default})")
+
+
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig for parsed flags (unset ones keep their default); a bad value is parser.error()."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    try:
+        return TrainConfig(**given)
+    except ConfigError as exc:
+        parser.error(exc.named(flag(exc.field)))
+
+
+def config_from_env(environ: Mapping[str, str] = os.environ, **overrides) -> TrainConfig:
+    """TrainConfig's defaults, then the S6_<FIELD> variables that are set, then `overrides`."""
+    values = {}
+    for f in dataclasses.fields(TrainConfig):
+        var = ENV_PREFIX + f.name.upper()
+        text = environ.get(var, "").strip()
+        if text:
+            try:
+                values[f.name] = parse_value(f.name, text)
+            except ValueError as exc:
+                raise ValueError(f"{var} {exc}: fix or unset the variable") from None
+    try:
+        return TrainConfig(**{**values, **overrides})
+    except ConfigError as exc:
+        var = ENV_PREFIX + exc.field.upper()
+        raise ValueError(exc.named(var) + ": fix or unset the variable" if var in environ else str(exc)) from None

@@ -1,0 +1,383 @@
+"""The sweeps behind every accuracy claim, each training run one Ray task, and the docs' tables printed from them.
+
+    python experiments.py sizes                  # every model size x seeds 0-4, default recipe -> results/sizes/
+    python experiments.py frontier               # the default size at 3..9 epochs x seeds 0-4 -> results/frontier/
+    python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
+    python experiments.py flags NAME "--epochs 5" "--epochs 5 --lr 0.1"   # any train.py flag sets -> results/NAME/
+    python experiments.py report [--write]       # the docs' tables from results/ (--write puts them into the docs)
+
+Local by default: a Ray instance on this machine runs one training run per core, one thread each. With
+`--address auto` (a running `ray start --head`) or `--address ray://HOST:10001` (or $RAY_ADDRESS) the same tasks
+go to a cluster: the project's code travels as Ray's working directory (without data, runs, results, caches or
+the venv), each worker finds MNIST the usual way ($MNIST_DATA_DIR, ./data, or a download), and results and
+checkpoints come back to this machine. Resumable: a run whose result file exists and holds the same config is
+skipped (`--rerun` runs it again), so Ctrl-C, a crashed worker or a lost node costs only the runs in flight.
+A run that fails is reported with its flags and error while the others go on; the sweep then exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before ray is imported: no usage reports home
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CHECKPOINTS = ROOT / "runs" / "sweeps"  # each finished run's checkpoint.pt, to evaluate it later (git-ignored)
+DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))  # files that may hold generated tables
+SEEDS = (0, 1, 2, 3, 4)  # every accuracy claim is over these five seeds
+ABLATION_SEEDS = (0, 1)  # screening proxy: two seeds; a winner is confirmed on SEEDS
+FRONTIER_EPOCHS = (3, 4, 5, 6, 7, 8, 9)
+WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "checkpoints", "docs", "tests", "__pycache__",
+                        ".pytest_cache", ".ruff_cache", "*.onnx", "*.ipynb", "*.png"]
+
+
+def recipe(epochs: int, ema: float, wd: float, redraw: float, *more: str) -> list[str]:
+    """train.py flags with every lever of the recipe explicit, so a row means the same when defaults move."""
+    return ["--epochs", str(epochs), "--ema-decay", str(ema), "--weight-decay", str(wd), "--stroke-prob", str(redraw),
+            *more]
+
+
+ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on this model
+    "base": recipe(9, 0, 0, 0),
+    "ema": recipe(9, 0.999, 0, 0),
+    "ema+ls0.1": recipe(9, 0.999, 0, 0, "--label-smoothing", "0.1"),
+    "ema+lr0.1": recipe(9, 0.999, 0, 0, "--lr", "0.1"),
+    "ema+lr0.025": recipe(9, 0.999, 0, 0, "--lr", "0.025"),
+    "e15": recipe(15, 0, 0, 0),
+    "e15+ema": recipe(15, 0.999, 0, 0),
+    "e15+ema+wd5e-4": recipe(15, 0.999, 5e-4, 0),
+    "e15+ema+lr0.1": recipe(15, 0.999, 0, 0, "--lr", "0.1"),
+    "e15+ema+ls0.1": recipe(15, 0.999, 0, 0, "--label-smoothing", "0.1"),
+    "e15+ema+bs64": recipe(15, 0.999, 0, 0, "--batch-size", "64"),
+    "e15+ema+wd+redraw0.1": recipe(15, 0.999, 5e-4, 0.1),  # the default recipe
+    "e15+ema+wd+redraw0.25": recipe(15, 0.999, 5e-4, 0.25),
+    "e15+ema+wd+redraw0.5": recipe(15, 0.999, 5e-4, 0.5),
+    "8k": recipe(15, 0.999, 5e-4, 0, "--model", "8k"),
+    "8k+wd0": recipe(15, 0.999, 0, 0, "--model", "8k"),
+}
+
+
+def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list[str] = ()) -> dict[str, list[str]]:
+    """The runs of a named sweep: result name -> train.py flags."""
+    from model import SIZES
+
+    if sweep == "sizes":
+        return {f"{size}-seed{s}": ["--model", size, "--seed", str(s)] for size in SIZES for s in seeds or SEEDS}
+    if sweep == "frontier":
+        return {f"15k-e{e}-seed{s}": ["--epochs", str(e), "--seed", str(s)]
+                for e in FRONTIER_EPOCHS for s in seeds or SEEDS}
+    if sweep == "ablation":
+        return {f"{name}-seed{s}": [*flags, "--seed", str(s)] for name, flags in ABLATION.items()
+                for s in seeds or ABLATION_SEEDS}
+    runs = {}
+    for text in flag_sets:
+        flags = shlex.split(text)
+        for s in seeds or (None,):
+            run_flags = flags if s is None else [*flags, "--seed", str(s)]
+            name = re.sub(r"[^A-Za-z0-9.+=-]+", "_", " ".join(f.lstrip("-") for f in run_flags)).strip("_")
+            runs[name or "default"] = run_flags
+    return runs
+
+
+def comparable_config(flags: list[str]) -> dict:
+    """The TrainConfig train.py would run for `flags`, without the machine-specific data folder."""
+    import train
+
+    cfg, _ = train.parse_args(flags)
+    return {k: v for k, v in cfg.to_dict().items() if k != "data_dir"}
+
+
+def already_done(path: Path, flags: list[str]) -> bool:
+    """Whether `path` holds a finished run made with the config `flags` give today."""
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    stored = {k: v for k, v in run.get("config", {}).items() if k != "data_dir"}
+    return stored == comparable_config(flags) and len(run.get("history", {}).get("test_acc", [])) == stored["epochs"]
+
+
+class RunFailed(RuntimeError):
+    """train.py exited with an error; the message holds its flags, exit code and last lines."""
+
+
+def train_run(flags: list[str], data_dir: str | None = None) -> tuple[dict, bytes]:
+    """One training run in a fresh `python train.py` process, one thread -> (its result dict, checkpoint bytes).
+
+    Runs on a Ray worker, in the working directory Ray unpacked the project's code into; the output folder is
+    temporary: what matters travels back.
+    """
+    import torch
+
+    from model import Net, training_flops_per_image
+    from util import cpu_name
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "train.py", *flags, "--out", out] + (["--data-dir", data_dir] if data_dir else [])
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode:
+            last = " | ".join(proc.stderr.strip().splitlines()[-3:])
+            raise RunFailed(f"train.py {' '.join(flags)} exited with {proc.returncode}: {last}")
+        run = json.loads(Path(out, "history.json").read_text())
+        checkpoint = Path(out, "checkpoint.pt").read_bytes()
+    run.update(process_wall_seconds=round(time.perf_counter() - start, 1), cpu=cpu_name(), node=platform.node(),
+               train_flops_per_image=training_flops_per_image(Net(run["model"])), threads=1,
+               torch=torch.__version__, command=f"OMP_NUM_THREADS=1 python train.py {' '.join(flags)}")
+    return run, checkpoint
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def start_ray(address: str | None, workers: int | None):
+    """Connect to the cluster at `address`, else start a quiet local instance with `workers` CPUs (default: all)."""
+    import ray
+
+    runtime_env = {"working_dir": str(ROOT), "excludes": WORKING_DIR_EXCLUDES}
+    common = dict(runtime_env=runtime_env, log_to_driver=False, logging_level="ERROR", configure_logging=True)
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, **common)
+    return ray
+
+
+def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, address: str | None = None,
+              workers: int | None = None, rerun: bool = False, data_dir: str | None = None) -> int:
+    """Run what is not yet done of `runs` on Ray, writing results/<group>/<name>.json as each ends -> failures."""
+    from tqdm.auto import tqdm
+
+    folder = results / group
+    todo = {n: f for n, f in runs.items() if rerun or not already_done(folder / f"{n}.json", f)}
+    print(f"{group}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run", flush=True)
+    if not todo:
+        return 0
+    ray = start_ray(address, workers)
+    task = ray.remote(num_cpus=1, max_retries=0)(train_run)
+    pending = {task.remote(flags, data_dir): name for name, flags in todo.items()}
+    failed = []
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout)
+    try:
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            name = pending.pop(ref)
+            try:
+                run, checkpoint = ray.get(ref)
+            except Exception as exc:  # the task's own error (RunFailed), or Ray's: a killed worker, a lost node
+                reason = getattr(exc, "cause", None) or exc
+                failed.append(name)
+                bar.write(f"{group}/{name}: FAILED ({' '.join(todo[name])}): {str(reason).strip().splitlines()[-1]}")
+            else:
+                run["runs_side_by_side"] = int(ray.cluster_resources().get("CPU", 1))
+                write_atomically(CHECKPOINTS / group / name / "checkpoint.pt", checkpoint)
+                write_atomically(folder / f"{name}.json", (json.dumps(run, indent=1) + "\n").encode())
+                h = run["history"]
+                bar.write(f"{group}/{name}: final {h['test_acc'][-1]:.2f}% (last 3: {h['test_acc'][-3:]}) "
+                          f"| training {run['wall_seconds']:.0f}s on {run['node']}")
+                bar.set_postfix_str(f"last: {name} {h['test_acc'][-1]:.2f}%")
+            bar.update()
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\ninterrupted: {len(pending)} run(s) in flight dropped; finished ones are kept in {folder}/. "
+              f"Run the same command again to finish.", file=sys.stderr)
+        ray.shutdown()
+        raise SystemExit(130) from None
+    bar.close()
+    ray.shutdown()
+    if failed:
+        print(f"{len(failed)} of {len(todo)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return len(failed)
+
+
+# --- the docs' tables, printed from results/ -----------------------------------------------------------------
+
+
+def load_group(group: str, results: Path = RESULTS) -> dict[str, dict]:
+    """results/<group>/*.json by name."""
+    return {f.stem: json.loads(f.read_text()) for f in sorted((results / group).glob("*.json"))}
+
+
+def _stats(accs: list[float]) -> str:
+    return f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else f"{accs[0]:.2f}"
+
+
+def _each(accs: list[float]) -> str:
+    return ", ".join(f"{a:.2f}" for a in accs)
+
+
+def final(run: dict) -> float:
+    return run["history"]["test_acc"][-1]
+
+
+def table_sizes(results: Path = RESULTS) -> str:
+    from model import SIZES
+
+    lines = ["| model | parameters | MFLOP per training image | epochs | training MFLOP | final test acc, seeds 0-4 "
+             "(%) | mean ± std | min | min of last 3 epochs | training s (mean) |", "|---" * 10 + "|"]
+    sizes = load_group("sizes", results)
+    for size in SIZES:
+        runs = [sizes[k] for k in sorted(sizes) if k.startswith(f"{size}-seed")]
+        if runs:
+            flops, epochs = runs[0]["train_flops_per_image"] / 1e6, runs[0]["config"]["epochs"]
+            finals = [final(r) for r in runs]
+            last3 = min(min(r["history"]["test_acc"][-3:]) for r in runs)
+            wall = statistics.mean(r["wall_seconds"] for r in runs)
+            lines.append(f"| {size} | {runs[0]['parameters']:,} | {flops:.2f} | {epochs} | {flops * epochs:.0f} | "
+                         f"{_each(finals)} | **{_stats(finals)}** | {min(finals):.2f} | {last3:.2f} | {wall:.0f} |")
+    return "\n".join(lines)
+
+
+def table_frontier(results: Path = RESULTS) -> str:
+    lines = ["| epochs | training MFLOP | final test acc, seeds 0-4 (%) | mean ± std | min | all ≥ 99.4% |",
+             "|---|---|---|---|---|---|"]
+    frontier, sizes = load_group("frontier", results), load_group("sizes", results)
+    redraw = {r["config"]["stroke_prob"] for r in frontier.values()}  # one recipe per table
+    by_epochs: dict[int, list[dict]] = {}
+    for run in list(frontier.values()) + [r for k, r in sizes.items() if k.startswith("15k-")]:
+        if run["config"]["stroke_prob"] in redraw:
+            by_epochs.setdefault(run["config"]["epochs"], []).append(run)
+    for epochs, runs in sorted(by_epochs.items()):
+        finals = [final(r) for r in runs]
+        ok = "yes" if min(finals) >= 99.4 and len(finals) == len(SEEDS) else "no"
+        mflop = runs[0]["train_flops_per_image"] / 1e6 * epochs
+        lines.append(f"| {epochs} | {mflop:.0f} | {_each(finals)} | {_stats(finals)} | {min(finals):.2f} | {ok} |")
+    return "\n".join(lines)
+
+
+def _renderer_mark(report: dict) -> str:
+    from userset import RENDERER
+
+    return "" if report.get("renderer") == RENDERER else "†"
+
+
+STALE_NOTE = ("† measured with the previous renderer of the handwriting sets (centre lines upsampled by Pillow, "
+              "digits framed on whole pixels); the shipped checkpoint scores the same overall with both.")
+
+
+def table_ablation(results: Path = RESULTS) -> str:
+    ablation, robustness = load_group("ablation", results), load_group("robustness", results)
+    seeds = ", ".join(map(str, ABLATION_SEEDS))
+    lines = [f"| variant | train.py flags | final test acc, seeds {seeds} (%) | mean ± std | handwriting "
+             f"conditions, seeds {seeds}: mean % (worst %) |", "|---|---|---|---|---|"]
+    for name, flags in ABLATION.items():
+        finals = [final(ablation[k]) for s in ABLATION_SEEDS if (k := f"{name}-seed{s}") in ablation]
+        hand = ", ".join(f"{r['overall_accuracy']:.2f} ({r['worst']:.1f}){_renderer_mark(r)}" for s in ABLATION_SEEDS
+                         if (r := robustness.get(f"{name}-seed{s}")))
+        if finals:
+            lines.append(f"| {name} | `{' '.join(flags)}` | {_each(finals)} | {_stats(finals)} | {hand or '-'} |")
+    if any(_renderer_mark(r) for r in robustness.values()):
+        lines.append(f"\n{STALE_NOTE}")
+    return "\n".join(lines)
+
+
+def table_handwriting(results: Path = RESULTS) -> str:
+    """Handwriting conditions per checkpoint: the recipe without redrawn strokes, then seeds 0-4 of the default
+    recipe (seed 0 is the shipped checkpoint)."""
+    runs = {"without redrawn strokes, seed 0": json.loads((results / "robustness-without-redraw.json").read_text()),
+            "seed 0 (shipped)": json.loads((results / "robustness.json").read_text())}
+    robustness = load_group("robustness", results)
+    runs.update({f"seed {s}": robustness[f"15k-seed{s}"] for s in SEEDS[1:] if f"15k-seed{s}" in robustness})
+    lines = ["| condition | " + " | ".join(k + _renderer_mark(r) for k, r in runs.items()) + " |",
+             "|---" * (len(runs) + 1) + "|"]
+    for name in runs["seed 0 (shipped)"]["by_condition"]:
+        lines.append(f"| {name} | " + " | ".join(f"{r['by_condition'][name]['accuracy']:.1f}" for r in runs.values())
+                     + " |")
+    lines.append("| **overall** (worst) | " + " | ".join(f"**{r['overall_accuracy']:.2f}** ({r['worst']:.1f})"
+                                                        for r in runs.values()) + " |")
+    lines.append("| command | " + " | ".join(f"`{r['command']}`" for r in runs.values()) + " |")
+    if any(_renderer_mark(r) for r in runs.values()):
+        lines.append(f"\n{STALE_NOTE}")
+    return "\n".join(lines)
+
+
+def table_photos(results: Path = RESULTS) -> str:
+    """The photo/scan set read by the shipped checkpoint, by file format."""
+    r = json.loads((results / "userset.json").read_text())
+    formats = " · ".join(f"{k} {v:.1f}" for k, v in r["by_format"].items())
+    return ("| images | accuracy (%) | by format (%) | command |\n|---|---|---|---|\n"
+            f"| {r['images']:,} | **{r['accuracy']:.1f}** | {formats} | `{r['command']}` |")
+
+
+def table_hardware(results: Path = RESULTS) -> str:
+    """Where each group of training runs was measured (from the result files themselves)."""
+    lines = ["| results | runs | CPU | torch | threads per run | runs side by side |", "|---|---|---|---|---|---|"]
+    for group in ("sizes", "frontier", "ablation"):
+        runs = list(load_group(group, results).values())
+        if runs:
+            keys = sorted({(r["cpu"], r["torch"], r["threads"], r.get("runs_side_by_side")) for r in runs}, key=str)
+            for cpu, torch, threads, side in keys:
+                lines.append(f"| `results/{group}/` | {len(runs)} | {cpu} | {torch} | {threads} | {side} |")
+    return "\n".join(lines)
+
+
+TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
+          "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware}
+BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
+
+
+def render_docs(text: str, results: Path = RESULTS) -> str:
+    """`text` with every `<!-- report: NAME -->` block replaced by the table printed from `results`."""
+    return BLOCK.sub(lambda m: f"<!-- report: {m.group(1)} -->\n{TABLES[m.group(1)](results)}\n<!-- /report -->", text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: run a sweep (exit 1 if any run failed) or print/write the report."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "flags", "report"))
+    p.add_argument("flag_sets", nargs="*", metavar="NAME FLAGS",
+                   help="with `flags`: the results folder name, then one quoted train.py flag set per run")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0-4; ablation 0 1; flags: as given)")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                   help="a Ray cluster (auto, or ray://HOST:10001); default $RAY_ADDRESS, else a local instance")
+    p.add_argument("--workers", type=int, help="local instance only: runs at a time (default: one per core)")
+    p.add_argument("--rerun", action="store_true", help="run again even where a result with the same config exists")
+    p.add_argument("--data-dir", help="MNIST root on the workers (default: each finds it the usual way)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="results folder (default results/)")
+    p.add_argument("--write", action="store_true", help="report: write the tables into README.md and docs/")
+    a = p.parse_args(argv)
+    if a.sweep == "report":
+        for doc in DOCS:
+            text = doc.read_text()
+            new = render_docs(text, a.results)
+            if a.write and new != text:
+                doc.write_text(new)
+                print(f"updated {doc.relative_to(ROOT)}")
+        if not a.write:
+            print("\n\n".join(f"## {name}\n\n{table(a.results)}" for name, table in TABLES.items()))
+        return 0
+    if a.sweep == "flags":
+        if len(a.flag_sets) < 2:
+            p.error("flags needs a name and at least one flag set: experiments.py flags NAME \"--epochs 3\" ...")
+        group, flag_sets = a.flag_sets[0], a.flag_sets[1:]
+    elif a.flag_sets:
+        p.error(f"{a.sweep} takes no flag sets (they are for `flags`)")
+    else:
+        group, flag_sets = a.sweep, []
+    runs = sweep_runs(a.sweep, tuple(a.seeds) if a.seeds else None, flag_sets)
+    for flags in runs.values():  # every flag set is checked here, before any task starts
+        comparable_config(flags)
+    failures = run_sweep(group, runs, a.results, a.address, a.workers, a.rerun, a.data_dir)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""checkpoint.py: weights-only files that rebuild their size, refuse foreign, broken or non-finite weights."""
+
+import os
+
+import pytest
+import torch
+
+from checkpoint import DEFAULT_CHECKPOINT, FORMAT, load_checkpoint, save_checkpoint
+from config import TrainConfig
+from model import INPUT_SHAPE, SIZES, Net, count_parameters
+
+
+def test_checkpoints_rebuild_whichever_size_they_hold(tmp_path):
+    for size in SIZES:
+        torch.manual_seed(0)
+        model = Net(size).eval()
+        save_checkpoint(tmp_path / f"{size}.pt", model, TrainConfig(model=size), {"test_acc": [50.0]})
+        loaded, payload = load_checkpoint(tmp_path / f"{size}.pt")
+        assert loaded.size == size == payload["model"] and payload["parameters"] == count_parameters(model)
+        assert payload["format"] == FORMAT and payload["config"]["model"] == size
+        x = torch.randn(4, *INPUT_SHAPE)
+        torch.testing.assert_close(loaded(x), model(x))
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
+
+
+def test_shipped_checkpoint_is_weights_only_and_described():
+    payload = torch.load(DEFAULT_CHECKPOINT, weights_only=True)
+    assert payload["arch"] == "Net" and payload["parameters"] == 15_248 and payload["format"] == FORMAT
+    assert payload["history"]["test_acc"][-1] >= 99.4
+    assert DEFAULT_CHECKPOINT.stat().st_size < 200_000
+
+
+def payload_of(model: Net, **changes) -> dict:
+    """A checkpoint dict as save_checkpoint writes it, with `changes` applied."""
+    return {"format": FORMAT, "arch": "Net", "model": model.size, "state_dict": model.state_dict(), **changes}
+
+
+def test_missing_foreign_and_mismatched_files_get_a_clear_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "random.pt").write_bytes(os.urandom(4096))
+    for name in ("junk.pt", "random.pt"):
+        with pytest.raises(ValueError) as info:
+            load_checkpoint(tmp_path / name)
+        assert "not a checkpoint written by this project" in str(info.value)
+        assert "weights_only=False unless you trust" in str(info.value)  # a warning, not torch's invitation
+    other = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    other(torch.zeros(1, 1, 28, 28))
+    torch.save({"arch": "Sequential", "state_dict": other.state_dict()}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="another architecture"):
+        load_checkpoint(tmp_path / "other.pt")
+    state = Net().state_dict()
+    state["stem.0.weight"] = torch.zeros(32, 1, 3, 3)
+    torch.save(payload_of(Net(), state_dict=state), tmp_path / "wide.pt")
+    with pytest.raises(ValueError, match="do not fit Net.*stem.0.weight"):
+        load_checkpoint(tmp_path / "wide.pt")
+    state["stem.0.weight"] = "not a tensor"
+    torch.save(payload_of(Net(), state_dict=state), tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match="no 'state_dict' of tensors"):
+        load_checkpoint(tmp_path / "odd.pt")
+    torch.save(payload_of(Net(), format=FORMAT + 1), tmp_path / "future.pt")
+    with pytest.raises(ValueError, match=f"format {FORMAT + 1}, this code reads format {FORMAT}"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_non_finite_weights_are_neither_saved_nor_loaded(tmp_path):
+    model = Net()
+    with torch.no_grad():
+        model.head[0].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        save_checkpoint(tmp_path / "nan.pt", model, TrainConfig(), {})
+    assert not (tmp_path / "nan.pt").exists()
+    torch.save(payload_of(model), tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="non-finite weights.*head.0.weight"):
+        load_checkpoint(tmp_path / "nan.pt")

@@ -1,0 +1,97 @@
+"""experiments.py: sweeps on a real Ray instance (local, and a started head node), resumable, failures reported."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments import ABLATION, SEEDS, already_done, sweep_runs
+
+pytestmark = pytest.mark.slow  # starts Ray instances and trains
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = "--epochs 1 --subset 1500"  # 12 steps on real images
+
+
+def sweep(results, *args, **popen):
+    cmd = [sys.executable, "experiments.py", "flags", "tiny", *args, "--results", str(results)]
+    if popen:
+        return subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+    return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=600)
+
+
+def test_named_sweeps_cover_the_claims():
+    assert len(sweep_runs("sizes")) == 3 * len(SEEDS) and len(sweep_runs("ablation")) == 2 * len(ABLATION)
+    assert sweep_runs("flags", (0, 1), ["--epochs 3"]) == {"epochs_3_seed_0": ["--epochs", "3", "--seed", "0"],
+                                                          "epochs_3_seed_1": ["--epochs", "3", "--seed", "1"]}
+
+
+def test_sweep_writes_results_skips_them_again_reruns_what_is_missing_and_reports_failures(data_dir, tmp_path):
+    args = [TINY, f"{TINY} --seed 1", f"{TINY} --lr 1e6", "--workers", "2"]
+    first = sweep(tmp_path, *args)
+    assert first.returncode == 1, first.stdout + first.stderr  # the diverging run fails the sweep, at the end
+    assert "tiny/epochs_1_subset_1500_lr_1e6: FAILED (--epochs 1 --subset 1500 --lr 1e6)" in first.stdout
+    assert "training diverged" in first.stdout and "1 of 3 run(s) failed" in first.stderr
+    files = sorted((tmp_path / "tiny").iterdir())
+    assert [f.name for f in files] == ["epochs_1_subset_1500.json", "epochs_1_subset_1500_seed_1.json"]
+    for f in files:
+        run = json.loads(f.read_text())
+        assert run["config"]["epochs"] == 1 and len(run["history"]["test_acc"]) == 1 and run["parameters"] == 15_248
+        assert run["command"].startswith("OMP_NUM_THREADS=1 python train.py --epochs 1") and run["cpu"]
+        assert run["train_flops_per_image"] > 0 and run["runs_side_by_side"] == 2
+        assert already_done(f, run["command"].split()[3:])
+    assert (ROOT / "runs" / "sweeps" / "tiny" / "epochs_1_subset_1500" / "checkpoint.pt").exists()
+    stamps = {f.name: f.stat().st_mtime_ns for f in files}
+    files[1].unlink()
+    again = sweep(tmp_path, *args)
+    assert "tiny: 3 runs, 1 already done, 2 to run" in again.stdout
+    assert files[0].stat().st_mtime_ns == stamps[files[0].name]  # not re-run
+    assert files[1].exists() and again.returncode == 1
+
+
+def test_interrupted_sweep_keeps_finished_runs_and_completes_on_restart(data_dir, tmp_path):
+    flag_sets = [f"--epochs 2 --subset 3000 --seed {s}" for s in range(4)]
+    proc = sweep(tmp_path, *flag_sets, "--workers", "1", start_new_session=True)
+    folder = tmp_path / "tiny"
+    deadline = time.monotonic() + 300
+    while not (folder.exists() and any(folder.glob("*.json"))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C to the driver
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and not list(folder.glob("*.tmp"))
+    done = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.json")}
+    assert 1 <= len(done) < 4
+    again = sweep(tmp_path, *flag_sets, "--workers", "2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"tiny: 4 runs, {len(done)} already done, {4 - len(done)} to run" in again.stdout
+    assert len(list(folder.glob("*.json"))) == 4
+    assert all(folder.joinpath(name).stat().st_mtime_ns == t for name, t in done.items())
+
+
+@pytest.fixture
+def ray_head(data_dir, tmp_path):
+    """A local Ray "cluster": `ray start --head` with 2 CPUs and token authentication, stopped afterwards."""
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "MNIST_DATA_DIR": str(data_dir),
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
+    subprocess.run([ray, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false",
+                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=180)
+    yield env
+    subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("address", ["auto", "ray://127.0.0.1:10001"])
+def test_address_sends_the_sweep_to_a_running_cluster(ray_head, tmp_path, address):
+    result = subprocess.run([sys.executable, "experiments.py", "flags", "tiny", TINY, f"{TINY} --seed 1",
+                             "--address", address, "--results", str(tmp_path)], cwd=ROOT, text=True,
+                            capture_output=True, timeout=600, env={**ray_head, "MNIST_DATA_DIR": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list((tmp_path / "tiny").glob("*.json"))) == 2  # written back on this (the launching) machine
