@@ -232,12 +232,29 @@ class TensorLoader:
         )
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            x = self.images[idx].unsqueeze(1).float().div_(255)
-            if self.lines is not None:  # no draws when off: histories without redrawing are unchanged
-                x = redraw_strokes(x, self.lines[idx], self.stroke_prob, self.generator)
-            if self.augment:
-                x = augment_batch(x, self.generator)
-            yield normalize(x), self.labels[idx]
+            x, _ = self._batch(idx, self.generator)
+            yield x, self.labels[idx]
+
+    def _batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised, augmented images at `idx` and which of them were redrawn with another pen."""
+        x = self.images[idx].unsqueeze(1).float().div_(255)
+        redrawn = torch.zeros(len(idx), dtype=torch.bool, device=self.device)
+        if self.lines is not None:  # no draws when off: histories without redrawing are unchanged
+            x, redrawn = redraw_strokes(x, self.lines[idx], self.stroke_prob, generator)
+        if self.augment:
+            x = augment_batch(x, generator)
+        return normalize(x), redrawn
+
+    def preview(self, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`n` training images as the model sees them -> (images, labels, redrawn with another pen).
+
+        Drawn with a generator of their own, so the loader's order and augmentation, and with them a
+        training run's history, are the same whether or not you look.
+        """
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        idx = torch.randperm(len(self.labels), generator=generator, device=self.device)[:n]
+        x, redrawn = self._batch(idx, generator)
+        return x, self.labels[idx], redrawn
 
 
 def train_transforms() -> transforms.Compose:

@@ -90,11 +90,13 @@ def model_summary(model: nn.Module, input_size: tuple[int, ...] = INPUT_SHAPE) -
     """Print torchsummary's layer table for `model` without touching it; `input_size` as torchsummary's.
 
     torchsummary runs a forward pass in whatever mode the model is in (train mode would shift BatchNorm's
-    running statistics) and puts its input on CUDA by default, so it gets an eval-mode copy on the CPU.
+    running statistics) and puts its input on CUDA by default, so it gets an eval-mode copy on the CPU; its
+    random input is drawn without advancing the global generator.
     """
     from torchsummary import summary
 
-    summary(copy.deepcopy(model).cpu().eval(), tuple(input_size), device="cpu")
+    with torch.random.fork_rng(devices=[]):  # its random input must not shift the caller's seeded run
+        summary(copy.deepcopy(model).cpu().eval(), tuple(input_size), device="cpu")
     print(f"Trainable parameters: {count_parameters(model):,}")
 
 

@@ -98,12 +98,15 @@ def draw_strokes(lines: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
 
 
 def redraw_strokes(x: torch.Tensor, lines: torch.Tensor, prob: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Replace a `prob` share of a (B, 1, 28, 28) batch by its digits' centre `lines` redrawn with other pens."""
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace a `prob` share of a (B, 1, 28, 28) batch by its digits' centre `lines` redrawn with other pens.
+
+    -> (the new batch, which images were redrawn).
+    """
     b = x.shape[0]
     chosen = torch.rand(b, generator=generator, device=x.device) < prob
     lo, hi = PEN_WIDTHS
     widths = lo + (hi - lo) * torch.rand(b, generator=generator, device=x.device)
     x = x.clone()
     x[chosen] = draw_strokes(lines[chosen], widths[chosen])
-    return x
+    return x, chosen

@@ -43,9 +43,11 @@ def test_redrawn_strokes_keep_the_digit_and_vary_the_pen(data_dir):
         cy, cx = mass_centre(v)
         assert (cy - 13.5).abs().max() < 1 and (cx - 13.5).abs().max() < 1
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    assert torch.equal(redraw_strokes(x, lines, 0.0, g()), x)
-    every = redraw_strokes(x, lines, 1.0, g())
-    assert torch.equal(every, redraw_strokes(x, lines, 1.0, g())) and not (every == x).all((1, 2, 3)).any()
+    none, chosen = redraw_strokes(x, lines, 0.0, g())
+    assert torch.equal(none, x) and not chosen.any()
+    every, chosen = redraw_strokes(x, lines, 1.0, g())
+    assert chosen.all() and torch.equal(every, redraw_strokes(x, lines, 1.0, g())[0])
+    assert not (every == x).all((1, 2, 3)).any()
 
 
 @pytest.mark.parametrize("width", [0.5, 1.0, 3.0])
@@ -94,9 +96,16 @@ def test_mnist_stroke_constant_matches_real_training_digits(data_dir):
     assert abs(np.median(widths) - MNIST_STROKE) / MNIST_STROKE < 0.1
 
 
-def test_loader_redraws_the_configured_share(data_dir):
+def test_loader_redraws_the_configured_share_and_previews_without_touching_training(data_dir):
     plain, _ = load_data(500, data_dir, subset=500, stroke_prob=0.0)
     redrawn, _ = load_data(500, data_dir, subset=500, stroke_prob=1.0)
     assert redrawn.lines is not None and plain.lines is None
     (xp, yp), (xr, yr) = next(iter(plain)), next(iter(redrawn))
     assert torch.equal(yp, yr) and not torch.equal(xp, xr)  # same order, other pens
+    some, _ = load_data(100, data_dir, subset=500, stroke_prob=0.3)
+    untouched, _ = load_data(100, data_dir, subset=500, stroke_prob=0.3)
+    x, y, pen = some.preview(200)
+    assert x.shape == (200, 1, 28, 28) and 30 < int(pen.sum()) < 90  # about 30% redrawn
+    assert torch.equal(x, some.preview(200)[0])  # seeded
+    for (a, la), (b, lb) in zip(some, untouched):  # looking did not change what training sees
+        assert torch.equal(a, b) and torch.equal(la, lb)
