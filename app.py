@@ -88,8 +88,11 @@ def make_handlers(model):
     return recognise, classify
 
 
-def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT) -> gr.Blocks:
-    """The Gradio Blocks app serving the model stored in `checkpoint`."""
+CONCURRENCY = 1  # requests one event handles at once; more did not pay on 2 cores (docs/speed.md: app under load)
+
+
+def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT, concurrency: int = CONCURRENCY) -> gr.Blocks:
+    """The Gradio Blocks app serving the model stored in `checkpoint`, `concurrency` requests per event at once."""
     model, payload = load_checkpoint(checkpoint)
     recognise, classify = make_handlers(model)
     accuracy = payload.get("history", {}).get("test_acc", [None])[-1]
@@ -116,12 +119,13 @@ def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT) -> gr.Blocks:
                 seen = gr.Image(label="What the model saw (28x28, enlarged)", interactive=False, height=SEEN_PX,
                                 elem_id="seen")
         outputs = [label, seen, message]
-        draw_button.click(recognise, pad, outputs, api_visibility="private")
-        upload_button.click(recognise, upload, outputs, api_visibility="private")
-        upload.upload(recognise, upload, outputs, api_visibility="private")
+        common = dict(concurrency_limit=concurrency, api_visibility="private")
+        draw_button.click(recognise, pad, outputs, **common)
+        upload_button.click(recognise, upload, outputs, **common)
+        upload.upload(recognise, upload, outputs, **common)
         api_input = gr.File(type="filepath", visible=False)  # any file reaches classify, which checks it
         api_output = gr.Label(num_top_classes=3, visible=False, label="digit")
-        api_input.change(classify, api_input, api_output, api_name="classify")
+        api_input.change(classify, api_input, api_output, api_name="classify", concurrency_limit=concurrency)
         # Gradio's sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush.
         pick_brush = "() => { setTimeout(() => document.querySelector('#pad button[aria-label=Brush]')?.click(), 300) }"
         app.load(None, js=pick_brush)
@@ -138,9 +142,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=7860, help="default 7860")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="default: checkpoints/s6.pt")
+    p.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                   help=f"requests handled at once per event (default {CONCURRENCY})")
     a = p.parse_args(argv)
     try:
-        app = build_app(a.checkpoint)
+        app = build_app(a.checkpoint, a.concurrency)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -49,6 +49,8 @@ class TrainConfig:
     test_batch_size: int = lever(1000, "images per evaluation batch: larger is faster and changes nothing")
     subset: int | None = lever(None, "keep the first N images of each split, for quick checks; default: all")
     data_dir: str | None = lever(None, "MNIST root; default: $MNIST_DATA_DIR, else ./data")
+    threads: int | None = lever(None, "torch's intra-op threads; default: the cores other programs leave free, "
+                                      "looked at as it trains (a fixed count reproduces a history exactly)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -100,6 +102,7 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "test_batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
     "subset": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer (or unset for all images)"),
     "data_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a folder path"),
+    "threads": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer (or unset for automatic)"),
 }
 
 

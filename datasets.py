@@ -13,11 +13,14 @@ from a fine gel pen to a thick marker (`stroke_prob`; the pen model is pens.py):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
 import shutil
 import struct
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from pens import IMAGE_SIZE, centre_lines, redraw_strokes
+from pens import IMAGE_SIZE, PEN_RES, STROKE_LEVEL, centre_lines, redraw_strokes
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics, as in the original project
 ROTATION_DEG = 15.0  # augmentation: rotation drawn uniformly from [-15°, +15°]
@@ -41,6 +44,11 @@ FILES = {  # name -> (IDX magic number, item shape); counts are read from each f
     "t10k-images-idx3-ubyte": (2051, (28, 28)),
     "t10k-labels-idx1-ubyte": (2049, ()),
 }
+
+
+CACHE_ENV = "S6_CACHE_DIR"  # where computed centre lines are kept; default $XDG_CACHE_HOME/s6 or ~/.cache/s6
+CACHE_MIN = 5000  # digits: fewer are thinned in well under a second, not worth a file
+LINES_VERSION = 1  # bump when pens.thin or pens.centre_lines changes what they compute
 
 
 class MNISTNotFoundError(FileNotFoundError):
@@ -197,6 +205,52 @@ def affine_batch(x: torch.Tensor, angle: torch.Tensor, cropped: torch.Tensor) ->
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def cache_dir() -> Path:
+    """The folder for computed data: $S6_CACHE_DIR, else $XDG_CACHE_HOME/s6, else ~/.cache/s6."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "s6"
+
+
+def cached_centre_lines(images: torch.Tensor) -> torch.Tensor:
+    """pens.centre_lines of (N, 28, 28) uint8 digits, computed once per set of digits and kept on disk.
+
+    Thinning the 60,000 training digits takes a while; later runs load the result. The file is named by a
+    hash of the digits and the pen settings, so other data or settings never read a stale file.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    key = hashlib.sha1(images.cpu().numpy().tobytes())
+    key.update(f"{PEN_RES},{STROKE_LEVEL},{LINES_VERSION}".encode())
+    path = cache_dir() / f"centre-lines-{key.hexdigest()[:16]}.npy"
+    shape = (len(images), IMAGE_SIZE * PEN_RES, IMAGE_SIZE * PEN_RES)
+    if len(images) >= CACHE_MIN and path.is_file():
+        try:
+            bits = np.load(path)
+            return torch.from_numpy(np.unpackbits(bits)[: math.prod(shape)].reshape(shape).astype(bool))
+        except (OSError, ValueError):
+            pass  # unreadable or truncated: computed again below
+    start = time.perf_counter()
+    if len(images) >= CACHE_MIN:
+        print(f"finding the centre lines of {len(images):,} digits for redrawn strokes (once; kept in {path.parent})",
+              flush=True)
+    bar = lambda chunks: tqdm(chunks, desc="centre lines", leave=False, disable=None, file=sys.stdout)  # noqa: E731
+    lines = centre_lines(images.cpu(), progress=bar if len(images) >= CACHE_MIN else iter)
+    if len(images) >= CACHE_MIN:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, np.packbits(lines.numpy()))
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only home: next run computes them again
+            print(f"note: could not keep the centre lines in {path.parent} ({exc.strerror}); set ${CACHE_ENV}",
+                  file=sys.stderr)
+        print(f"centre lines found in {time.perf_counter() - start:.1f} s", flush=True)
+    return lines
+
+
 class TensorLoader:
     """A DataLoader-like iterable over an MNIST dataset held in memory, augmenting whole batches on the fly."""
 
@@ -216,7 +270,7 @@ class TensorLoader:
         self.labels = dataset.targets.to(self.device)
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
-        self.lines = centre_lines(self.images) if augment and stroke_prob else None
+        self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 

@@ -91,12 +91,15 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
     return runs
 
 
+MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
+
+
 def comparable_config(flags: list[str]) -> dict:
-    """The TrainConfig train.py would run for `flags`, without the machine-specific data folder."""
+    """The TrainConfig train.py would run for `flags`, without the machine-specific fields."""
     import train
 
     cfg, _ = train.parse_args(flags)
-    return {k: v for k, v in cfg.to_dict().items() if k != "data_dir"}
+    return {k: v for k, v in cfg.to_dict().items() if k not in MACHINE_FIELDS}
 
 
 def already_done(path: Path, flags: list[str]) -> bool:
@@ -105,7 +108,7 @@ def already_done(path: Path, flags: list[str]) -> bool:
         run = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    stored = {k: v for k, v in run.get("config", {}).items() if k != "data_dir"}
+    stored = {k: v for k, v in run.get("config", {}).items() if k not in MACHINE_FIELDS}
     return stored == comparable_config(flags) and len(run.get("history", {}).get("test_acc", [])) == stored["epochs"]
 
 

@@ -41,10 +41,13 @@ def thin(mask: torch.Tensor) -> torch.Tensor:
     return img.reshape(mask.shape)
 
 
-def centre_lines(images: torch.Tensor, scale: int = PEN_RES) -> torch.Tensor:
-    """(N, 28, 28) uint8 digits -> (N, 28 scale, 28 scale) boolean centre lines: upsample, threshold, thin."""
+def centre_lines(images: torch.Tensor, scale: int = PEN_RES, progress=iter) -> torch.Tensor:
+    """(N, 28, 28) uint8 digits -> (N, 28 scale, 28 scale) boolean centre lines: upsample, threshold, thin.
+
+    `progress` wraps the iterable of chunks (e.g. tqdm) to show how far it got.
+    """
     chunks = []
-    for x in images.split(1000):  # bounded memory: thinning's temporaries are ~20 bytes a pixel
+    for x in progress(images.split(1000)):  # bounded memory: thinning's temporaries are ~20 bytes a pixel
         big = F.interpolate(x[:, None].float().div(255), scale_factor=scale, mode="bicubic", align_corners=False)
         chunks.append(thin(big[:, 0] > STROKE_LEVEL))
     return torch.cat(chunks)

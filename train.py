@@ -25,7 +25,17 @@ from config import TrainConfig, add_config_arguments, config_from_args
 from datasets import CorruptMNISTError, MNISTNotFoundError, ensure_mnist
 from model import Net, count_parameters
 from plots import plot_acc_loss, plot_confusion, plot_misclassified
-from util import DivergedError, build, confusion_matrix, fit, get_device, predictions
+from util import (
+    DivergedError,
+    build,
+    confusion_matrix,
+    describe_threads,
+    fit,
+    get_device,
+    predictions,
+    process_age,
+    thread_policy,
+)
 
 RUNS = Path("runs")
 RUN_FILES = ("checkpoint.pt", "history.json")  # a folder holding either is an earlier run
@@ -80,10 +90,12 @@ def write_reports(out: Path, model: Net, run: dict, test_loader, device: torch.d
 def run_training(cfg: TrainConfig, out: Path) -> float:
     """Train `cfg` into the prepared folder `out`; return the final-epoch test accuracy (%)."""
     device = get_device()
-    print(f"data: {ensure_mnist(cfg.data_dir)}")
+    thread_policy(cfg.threads)
+    print(f"data: {ensure_mnist(cfg.data_dir)} | {describe_threads(cfg.threads)}")
     model, train_loader, test_loader = build(cfg, device)
     print(f"Net({cfg.model!r}): {count_parameters(model):,} parameters | writing to {out}/ | {cfg.to_dict()}")
-    start = time.perf_counter()
+    start, startup = time.perf_counter(), process_age()
+    print(f"ready to train {startup:.1f} s after start", flush=True)
     completed: dict = {}  # the history as of the last finished epoch, kept for Ctrl-C
     tested = model  # the weights that were tested and saved: the average when cfg.ema_decay > 0
 
@@ -112,6 +124,7 @@ def run_training(cfg: TrainConfig, out: Path) -> float:
         "device": str(device),
         "parameters": count_parameters(model),
         "wall_seconds": round(time.perf_counter() - start, 2),
+        "startup_seconds": round(startup, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "history": history,
     }

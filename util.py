@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import platform
 import random
 import time
@@ -55,6 +56,94 @@ def cpu_name() -> str:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: from /proc, so the interpreter's start counts too)."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return time.process_time()  # elsewhere: CPU time so far, close to it for a fresh process
+
+
+FIRST_LOOK, LOOK_EVERY = 0.25, 1.0  # s: a first look at the other programs' load soon, then once a second
+
+
+class CoreWatch:
+    """How many cores other programs leave free, from /proc/stat (Linux): the machine's busy time minus ours.
+
+    torch's intra-op threads spin-wait for each other, so two threads on a 2-core laptop where a browser or
+    a notebook server takes one core are several times slower than one thread. `free()` answers for the
+    time since the last call.
+    """
+
+    def __init__(self) -> None:
+        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self.last = self._read()
+        self.looks = 0
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None  # not Linux: no measurement, threads stay as they are
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / hz  # all but idle and iowait, in core-seconds
+        own = sum(os.times()[:2])
+        return time.monotonic(), busy, own
+
+    def free(self) -> int | None:
+        """Cores not used by other programs since the last look (at least 1); None if unknown or too soon.
+
+        The first look comes FIRST_LOOK seconds after the start, the next ones every LOOK_EVERY.
+        """
+        every = FIRST_LOOK if self.looks == 0 else LOOK_EVERY
+        if self.last is None or time.monotonic() - self.last[0] < every:
+            return None
+        now = self._read()
+        if now is None:
+            return None
+        wall = now[0] - self.last[0]
+        others = max(0.0, (now[1] - self.last[1]) - (now[2] - self.last[2])) / wall
+        self.last, self.looks = now, self.looks + 1
+        return max(1, min(self.cores, self.cores - math.floor(others + 0.5)))
+
+
+
+
+def thread_policy(threads: int | None) -> CoreWatch | None:
+    """Apply `threads` (an int fixes torch's intra-op threads) -> a CoreWatch when they follow the free cores.
+
+    None means automatic, unless OMP_NUM_THREADS is set, which fixes them as the user asked.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+        return None
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return CoreWatch()
+
+
+def follow_free_cores(watch: CoreWatch | None) -> None:
+    """Set torch's threads to the cores other programs left free since the last look, when it is time to look."""
+    free = watch.free() if watch is not None else None
+    if free is not None and free != torch.get_num_threads():
+        torch.set_num_threads(free)
+
+
+def describe_threads(threads: int | None) -> str:
+    """One line for a run's start: the thread count and where it comes from."""
+    if threads is not None:
+        return f"threads: {threads} (--threads)"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return f"threads: {torch.get_num_threads()} (OMP_NUM_THREADS)"
+    return (f"threads: {torch.get_num_threads()}, following the cores other programs leave free "
+            f"(--threads N fixes them)")
 
 
 def get_device(verbose: bool = True) -> torch.device:
@@ -173,14 +262,17 @@ def _bar(loader, desc: str, disable: bool | None):
 
 def train(model: nn.Module, device: torch.device | str, train_loader, optimizer: torch.optim.Optimizer,
           criterion: Callable = F.nll_loss, *extra, scheduler=None, ema: AveragedModel | None = None,
-          progress: bool | None = None) -> EpochResult:
+          progress: bool | None = None, threads: int | None = None) -> EpochResult:
     """Train one epoch -> EpochResult(mean loss, accuracy %). Steps `scheduler` and updates `ema` after each batch.
 
     Arguments past `criterion` are keyword-only: a call in another convention (history lists or an epoch
     number passed positionally) is refused before any weight changes. Raises DivergedError before a step
-    that would apply a non-finite or exploded loss.
+    that would apply a non-finite or exploded loss. `threads` fixes torch's intra-op threads; by default
+    (and without OMP_NUM_THREADS) they follow the cores other programs leave free, looked at after FIRST_LOOK
+    seconds and then every LOOK_EVERY, so a busy laptop does not make training collapse.
     """
     _check_call(TRAIN_CALL, model, criterion, extra, optimizer, training=True)
+    watch = thread_policy(threads)
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     bar = _bar(train_loader, "train", None if progress is None else not progress)
@@ -206,6 +298,7 @@ def train(model: nn.Module, device: torch.device | str, train_loader, optimizer:
         correct += get_correct_pred_count(output, target)
         seen += len(target)
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}", refresh=False)
+        follow_free_cores(watch)
     bar.close()
     return EpochResult(loss_sum / seen, 100.0 * correct / seen)
 
@@ -254,7 +347,7 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loss, train_acc = train(model, device, train_loader, optimizer, criterion,
-                                      scheduler=scheduler, ema=ema, progress=progress)
+                                      scheduler=scheduler, ema=ema, progress=progress, threads=cfg.threads)
         test_loss, test_acc = test(tested, device, test_loader)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)
