@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help try train test test-fast demo export bench experiments report notebook clean clean-runs
+.PHONY: help try train test test-fast demo export bench experiments report notebook notebook-refresh clean clean-runs
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14
@@ -46,8 +46,12 @@ experiments: $(VENV)/.installed-dev  ## a sweep on Ray, resumable (ARGS="sizes",
 report: $(VENV)/.installed-dev  ## rewrite the tables in README.md and docs/ from results/
 	$(PY) experiments.py report --write
 
-notebook: $(VENV)/.installed  ## re-run S6.ipynb with the full recipe and save it with its outputs (what is committed)
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 S6.ipynb
+notebook: $(VENV)/.installed  ## run S6.ipynb with the full recipe into runs/S6.ipynb (the committed one is untouched)
+	mkdir -p runs
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --output-dir runs --ExecutePreprocessor.timeout=1800 S6.ipynb
+
+notebook-refresh: notebook  ## then replace the committed S6.ipynb by that run (its outputs are what is committed)
+	cp runs/S6.ipynb S6.ipynb
 
 clean:  ## remove the venv and caches (runs/ with your trained checkpoints is kept: see clean-runs)
 	rm -rf $(VENV) .pytest_cache .ruff_cache __pycache__ */__pycache__

@@ -5,6 +5,7 @@
     python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
     python experiments.py flags NAME "--epochs 5" "--epochs 5 --lr 0.1"   # any train.py flag sets -> results/NAME/
     python experiments.py report [--write]       # the docs' tables from results/ (--write puts them into the docs)
+    python experiments.py scale                  # the same small sweep on 1 and 2 workers -> results/scale.json
 
 Local by default: a Ray instance on this machine runs one training run per core, one thread each. With
 `--address auto` (a running `ray start --head`) or `--address ray://HOST:10001` (or $RAY_ADDRESS) the same tasks
@@ -178,7 +179,8 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
     task = ray.remote(num_cpus=1, max_retries=0)(train_run)
     pending = {task.remote(flags, data_dir): name for name, flags in todo.items()}
     failed = []
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout)
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout,
+               disable=None)  # a bar on a terminal; in a log the one line per run is the progress
     try:
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
@@ -209,6 +211,31 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
     if failed:
         print(f"{len(failed)} of {len(todo)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
     return len(failed)
+
+
+SCALE_RUNS = [f"--epochs 1 --subset 20000 --seed {s}" for s in range(4)]  # the same small sweep each time
+
+
+def measure_scale(rounds: int = 2, workers=(1, 2)) -> dict:
+    """The same small sweep on a local Ray instance with 1 and 2 workers, alternated -> results/scale.json."""
+    runs = sweep_runs("flags", None, SCALE_RUNS)
+    with tempfile.TemporaryDirectory() as tmp:  # untimed: caches the subset's centre lines, warms the disk cache
+        run_sweep("scale", runs, Path(tmp), workers=max(workers), rerun=True)
+    timings = {str(w): [] for w in workers}
+    for _ in range(rounds):
+        for w in workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                assert run_sweep("scale", runs, Path(tmp), workers=w, rerun=True) == 0
+                wall = time.perf_counter() - start
+                per_run = [json.loads(f.read_text())["process_wall_seconds"] for f in Path(tmp, "scale").glob("*.json")]
+            timings[str(w)].append({"sweep_seconds": round(wall, 1), "run_seconds": per_run})
+    from util import cpu_name
+
+    result = {"runs": SCALE_RUNS, "cpu": cpu_name(), "cores": os.cpu_count(), "rounds": rounds, "by_workers": timings,
+              "command": "python experiments.py scale"}
+    write_atomically(RESULTS / "scale.json", (json.dumps(result, indent=1) + "\n").encode())
+    return result
 
 
 # --- the docs' tables, printed from results/ -----------------------------------------------------------------
@@ -332,8 +359,100 @@ def table_hardware(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def _bench(results: Path) -> dict:
+    return json.loads((results / "bench.json").read_text())
+
+
+def table_speed(results: Path = RESULTS) -> str:
+    """Training throughput per stage against the fp32 matmul peak (bench.py, throughput part)."""
+    b = _bench(results)
+    stages, m = b["stages"], b["machine"]
+    lines = [f"Measured on {m['processor']}, {m['cpus']} cores, torch {m['torch']}; batch {b['batch_size']}, "
+             f"the faster of two alternated rounds, each the median of {b['chunks']} chunks of "
+             f"{b['steps_per_chunk']} steps; each stage alone in its process.", "",
+             "| stage | model (parameters) | pipeline | precision | threads | images/s | MFLOP per training image "
+             "| GFLOP/s | share of matmul peak |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in stages.values():
+        if "images_per_s" in s:
+            lines.append(f"| {s['stage']} | {s['model']} ({s['parameters']:,}) | {s['pipeline']} | {s['precision']} "
+                         f"| {s['threads']} | {s['images_per_s']:,.0f} | {s['train_flops_per_image'] / 1e6:.2f} "
+                         f"| {s['gflops']:.1f} | {100 * s['share_of_matmul_peak']:.1f}% |")
+    mm = stages["matmul"]
+    lines.append(f"| fp32 matmul 1024² | | | float32 | {mm['threads']} | | | {mm['gflops']:.1f} | 100% |")
+    lines.append(f"\nFast pipeline vs the original one, same model and batch: **{b['fast_vs_original']:.2f}×**.")
+    return "\n".join(lines)
+
+
+def table_threads(results: Path = RESULTS) -> str:
+    """Training images/s per thread setting, idle and with other programs busy (bench.py, threads part)."""
+    t = _bench(results)["threads"]
+    modes = [m for m in t["images_per_s"]["idle"] if m != "auto_share_of_best_fixed"]
+    name = {"auto": "default (follows free cores)", "1": "1 thread"}
+    lines = ["| machine | " + " | ".join(name.get(m, f"{m} threads") for m in modes)
+             + " | default vs best fixed |", "|---" * (len(modes) + 2) + "|"]
+    for situation, row in t["images_per_s"].items():
+        label = "idle" if situation == "idle" else f"{t['competing_processes_when_loaded']} busy process(es)"
+        lines.append(f"| {label} | " + " | ".join(f"{row[m]:,.0f}" for m in modes)
+                     + f" | **{100 * row['auto_share_of_best_fixed']:.0f}%** |")
+    return "\n".join(lines)
+
+
+def table_startup(results: Path = RESULTS) -> str:
+    s = _bench(results)["startup"]
+    return ("| centre lines | seconds from `python train.py` to the first training step |\n|---|---|\n"
+            f"| cached (every run after the first) | **{s['warm_cache_seconds']:.1f}** (median of "
+            f"{len(s['warm_runs'])}) |\n| not cached (the first run on a machine) | {s['cold_cache_seconds']:.1f} |")
+
+
+def table_app(results: Path = RESULTS) -> str:
+    a = _bench(results)["app"]
+    lines = [f"{a['clients']} concurrent API clients sending {a['digits_each']} MNIST test digits each, "
+             f"{a['rounds']} rounds of every setting, alternated; CPU seconds of the app and of the clients:", "",
+             "| clients | concurrency per event | answered | errors | wrong | p50 latency (s) | p95 latency (s) "
+             "| requests/s | app CPU (s) | clients' CPU (s) | slowest page load meanwhile (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(a["runs"], key=lambda r: (r["client"], r["concurrency"])):
+        lines.append(f"| {r['client']} | {r['concurrency']} | {r['answered']}/{r['requests']} | {len(r['errors'])} | "
+                     f"{r['wrong']} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['requests_per_s']:.1f} | "
+                     f"{r['app_cpu_s']:.1f} | {r['clients_cpu_s']:.1f} | {r['page_load_max_s']} |")
+    return "\n".join(lines)
+
+
+def table_scale(results: Path = RESULTS) -> str:
+    """1 vs 2 Ray workers on the same small sweep, measured (results/scale.json)."""
+    s = json.loads((results / "scale.json").read_text())
+    lines = [f"`{s['command']}`: {len(s['runs'])} runs (`{s['runs'][0].rsplit(' --seed', 1)[0]}`, seeds 0–"
+             f"{len(s['runs']) - 1}) on {s['cpu']}, {s['cores']} cores, {s['rounds']} rounds alternated.", "",
+             "| Ray workers | sweep wall time, each round (s) | one run's process, mean (s) | speed-up |",
+             "|---|---|---|---|"]
+    base = statistics.median(r["sweep_seconds"] for r in s["by_workers"]["1"])
+    for w, rounds in s["by_workers"].items():
+        walls = [r["sweep_seconds"] for r in rounds]
+        per_run = statistics.mean(t for r in rounds for t in r["run_seconds"])
+        lines.append(f"| {w} | {', '.join(f'{x:.1f}' for x in walls)} | {per_run:.1f} | "
+                     f"**{base / statistics.median(walls):.2f}×** |")
+    return "\n".join(lines)
+
+
+def table_cluster(results: Path = RESULTS) -> str:
+    """The full sweep's cost on paper, from the committed runs' own wall times."""
+    groups = {g: list(load_group(g, results).values()) for g in ("sizes", "frontier", "ablation")}
+    runs = [r for rs in groups.values() for r in rs]
+    total = sum(r["process_wall_seconds"] for r in runs)
+    longest = max(r["process_wall_seconds"] for r in runs)
+    lines = [f"{len(runs)} runs ({', '.join(f'{g} {len(rs)}' for g, rs in groups.items())}), one thread each, "
+             f"{total / 3600:.1f} h of single-thread process time in all, the longest run {longest:.0f} s "
+             f"(`process_wall_seconds` in the result files).", "",
+             "| where | workers | lower bound: max(total / workers, longest run) |", "|---|---|---|"]
+    for where, workers in (("one 2-core laptop", 2), ("4 nodes × 8 cores", 32), ("8 nodes × 16 cores", 128)):
+        lines.append(f"| {where} | {workers} | {max(total / workers, longest) / 60:.0f} min |")
+    return "\n".join(lines)
+
+
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
-          "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware}
+          "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
+          "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
+          "scale": table_scale, "cluster": table_cluster}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 
 
@@ -345,7 +464,7 @@ def render_docs(text: str, results: Path = RESULTS) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: run a sweep (exit 1 if any run failed) or print/write the report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "flags", "report"))
+    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "flags", "report", "scale"))
     p.add_argument("flag_sets", nargs="*", metavar="NAME FLAGS",
                    help="with `flags`: the results folder name, then one quoted train.py flag set per run")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0-4; ablation 0 1; flags: as given)")
@@ -366,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"updated {doc.relative_to(ROOT)}")
         if not a.write:
             print("\n\n".join(f"## {name}\n\n{table(a.results)}" for name, table in TABLES.items()))
+        return 0
+    if a.sweep == "scale":
+        print(json.dumps(measure_scale()["by_workers"]))
         return 0
     if a.sweep == "flags":
         if len(a.flag_sets) < 2:

@@ -196,3 +196,21 @@ def test_loader_dataset_is_a_map_style_dataset_like_torchvisions_mnist(data_dir,
     assert targets.shape == (60_000,) and targets.dtype == torch.int64
     torch.testing.assert_close(x[0], normalize(test_loader.dataset.data[3].float() / 255))
     assert int(test_loader.dataset.targets[3]) == y
+
+
+def test_centre_lines_are_kept_on_disk_and_reused(data_dir, tmp_path, monkeypatch, capsys):
+    from datasets import CACHE_ENV, CACHE_MIN, cached_centre_lines, mnist_split
+    from pens import centre_lines
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    digits = mnist_split(True, data_dir, subset=CACHE_MIN).data
+    first = cached_centre_lines(digits)
+    assert "finding the centre lines of 5,000 digits" in capsys.readouterr().out
+    [kept] = tmp_path.glob("centre-lines-*.npy")
+    again = cached_centre_lines(digits)
+    assert capsys.readouterr().out == ""  # read from the file, nothing recomputed
+    assert torch.equal(first, again) and torch.equal(first[:50], centre_lines(digits[:50]))
+    other = cached_centre_lines(mnist_split(False, data_dir, subset=CACHE_MIN).data)
+    assert len(list(tmp_path.glob("centre-lines-*.npy"))) == 2 and not torch.equal(other, first)
+    kept.write_bytes(b"truncated")
+    assert torch.equal(cached_centre_lines(digits), first)  # a broken file is computed again

@@ -76,8 +76,8 @@ def test_interrupted_sweep_keeps_finished_runs_and_completes_on_restart(data_dir
     assert all(folder.joinpath(name).stat().st_mtime_ns == t for name, t in done.items())
 
 
-@pytest.fixture
-def ray_head(data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def ray_head(data_dir):
     """A local Ray "cluster": `ray start --head` with 2 CPUs and token authentication, stopped afterwards."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "MNIST_DATA_DIR": str(data_dir),

@@ -98,3 +98,34 @@ def test_confusion_matrix_counts_every_test_image(data_dir, model):
     assert int(matrix.sum()) == len(test_loader.dataset) == 1000
     assert matrix.sum(1).tolist() == torch.bincount(labels, minlength=10).tolist()
     assert int(matrix.diag().sum()) == int((probs.argmax(1) == labels).sum())
+
+
+def test_threads_follow_the_cores_other_programs_leave_free(monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    from util import CoreWatch, describe_threads, thread_policy
+
+    if CoreWatch().cores < 2 or CoreWatch().last is None:
+        pytest.skip("needs Linux and at least 2 cores")
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(CoreWatch().cores - 1)]
+    try:
+        time.sleep(1.0)
+        watch = CoreWatch()
+        time.sleep(1.2)
+        free = watch.free()
+        assert free is not None and 1 <= free <= watch.cores - 1  # the busy processes' cores are not counted
+        assert watch.free() is None  # the next look only after LOOK_EVERY
+    finally:
+        for hog in hogs:
+            hog.kill()
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert isinstance(thread_policy(None), CoreWatch) and "following the cores" in describe_threads(None)
+        assert thread_policy(1) is None and torch.get_num_threads() == 1 and "1 (--threads)" in describe_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert thread_policy(None) is None  # the user's OMP_NUM_THREADS is respected
+    finally:
+        torch.set_num_threads(before)
