@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from model import DEFAULT_SIZE, SIZES
 
 PIPELINES = ("fast", "torchvision")
+PRECISIONS = ("float32", "bfloat16")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -49,6 +50,8 @@ class TrainConfig:
     test_batch_size: int = lever(1000, "images per evaluation batch: larger is faster and changes nothing")
     subset: int | None = lever(None, "keep the first N images of each split, for quick checks; default: all")
     data_dir: str | None = lever(None, "MNIST root; default: $MNIST_DATA_DIR, else ./data")
+    precision: str = lever("float32", "arithmetic of the training step: float32, or bfloat16 (autocast; faster on "
+                                      "CPUs with AVX-512 BF16 or AMX, docs/speed.md); testing stays float32")
     threads: int | None = lever(None, "torch's intra-op threads; default: the cores other programs leave free, "
                                       "looked at as it trains (a fixed count reproduces a history exactly)")
 
@@ -102,6 +105,7 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "test_batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
     "subset": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer (or unset for all images)"),
     "data_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a folder path"),
+    "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "threads": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer (or unset for automatic)"),
 }
 
@@ -134,10 +138,10 @@ def flag(name: str) -> str:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, with its type, default and help; values are checked by TrainConfig."""
     defaults = TrainConfig()
-    group = parser.add_argument_group("recipe (config.TrainConfig)")
+    group = parser.add_argument_group("config.TrainConfig (one flag per field)")
     for f in dataclasses.fields(TrainConfig):
         default = getattr(defaults, f.name)
-        choices = {"model": tuple(SIZES), "pipeline": PIPELINES}.get(f.name)
+        choices = {"model": tuple(SIZES), "pipeline": PIPELINES, "precision": PRECISIONS}.get(f.name)
         group.add_argument(flag(f.name), dest=f.name, type=field_type(f.name), default=None, choices=choices,
                            metavar=None if choices else f.name.upper(),
                            help=f"{f.metadata['help']} (default: {default})")

@@ -92,6 +92,7 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
     return runs
 
 
+BEFORE_FIELD = {"stroke_prob": 0.0, "precision": "float32"}  # what runs recorded before a field existed did
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
 
 
@@ -109,7 +110,7 @@ def already_done(path: Path, flags: list[str]) -> bool:
         run = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    stored = {k: v for k, v in run.get("config", {}).items() if k not in MACHINE_FIELDS}
+    stored = {k: v for k, v in {**BEFORE_FIELD, **run.get("config", {})}.items() if k not in MACHINE_FIELDS}
     return stored == comparable_config(flags) and len(run.get("history", {}).get("test_acc", [])) == stored["epochs"]
 
 
@@ -418,6 +419,23 @@ def table_app(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def table_precision(results: Path = RESULTS) -> str:
+    """The default recipe in float32 and with bfloat16 autocast, seeds 0-4, on one machine."""
+    runs = load_group("precision", results)
+    lines = ["| precision | final test acc, seeds 0-4 (%) | mean ± std | min of last 3 epochs | training s (mean) "
+             "| CPU |", "|---|---|---|---|---|---|"]
+    for precision in ("float32", "bfloat16"):
+        group = [r for r in runs.values() if r["config"]["precision"] == precision]
+        if group:
+            group.sort(key=lambda r: r["config"]["seed"])
+            finals = [final(r) for r in group]
+            last3 = min(min(r["history"]["test_acc"][-3:]) for r in group)
+            wall = statistics.mean(r["wall_seconds"] for r in group)
+            lines.append(f"| {precision} | {_each(finals)} | **{_stats(finals)}** | {last3:.2f} | {wall:.0f} | "
+                         f"{group[0]['cpu']} |")
+    return "\n".join(lines)
+
+
 def table_scale(results: Path = RESULTS) -> str:
     """1 vs 2 Ray workers on the same small sweep, measured (results/scale.json)."""
     s = json.loads((results / "scale.json").read_text())
@@ -452,7 +470,7 @@ def table_cluster(results: Path = RESULTS) -> str:
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
-          "scale": table_scale, "cluster": table_cluster}
+          "scale": table_scale, "cluster": table_cluster, "precision": table_precision}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 
 

@@ -262,14 +262,15 @@ def _bar(loader, desc: str, disable: bool | None):
 
 def train(model: nn.Module, device: torch.device | str, train_loader, optimizer: torch.optim.Optimizer,
           criterion: Callable = F.nll_loss, *extra, scheduler=None, ema: AveragedModel | None = None,
-          progress: bool | None = None, threads: int | None = None) -> EpochResult:
+          progress: bool | None = None, threads: int | None = None, autocast: torch.dtype | None = None) -> EpochResult:
     """Train one epoch -> EpochResult(mean loss, accuracy %). Steps `scheduler` and updates `ema` after each batch.
 
     Arguments past `criterion` are keyword-only: a call in another convention (history lists or an epoch
     number passed positionally) is refused before any weight changes. Raises DivergedError before a step
     that would apply a non-finite or exploded loss. `threads` fixes torch's intra-op threads; by default
     (and without OMP_NUM_THREADS) they follow the cores other programs leave free, looked at after FIRST_LOOK
-    seconds and then every LOOK_EVERY, so a busy laptop does not make training collapse.
+    seconds and then every LOOK_EVERY, so a busy laptop does not make training collapse. `autocast` (e.g.
+    torch.bfloat16) runs the forward pass and loss in that precision.
     """
     _check_call(TRAIN_CALL, model, criterion, extra, optimizer, training=True)
     watch = thread_policy(threads)
@@ -279,8 +280,9 @@ def train(model: nn.Module, device: torch.device | str, train_loader, optimizer:
     for data, target in bar:
         data, target = data.to(device, non_blocking=True), target.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        output = model(data)
-        loss = criterion(output, target)
+        with torch.autocast(torch.device(device).type, dtype=autocast, enabled=autocast is not None):
+            output = model(data)
+            loss = criterion(output, target)
         value = loss.item()
         if not math.isfinite(value) or value > DIVERGED_LOSS:
             lr = optimizer.param_groups[0]["lr"]
@@ -347,7 +349,8 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loss, train_acc = train(model, device, train_loader, optimizer, criterion,
-                                      scheduler=scheduler, ema=ema, progress=progress, threads=cfg.threads)
+                                      scheduler=scheduler, ema=ema, progress=progress, threads=cfg.threads,
+                                      autocast=getattr(torch, cfg.precision) if cfg.precision != "float32" else None)
         test_loss, test_acc = test(tested, device, test_loader)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)

@@ -24,3 +24,12 @@ def test_readme_is_a_newcomers_page():
     assert not re.search(r"[Ii]ssue \d", text)
     for doc in DOCS:
         assert not re.search(r"[Ii]ssue #?\d", doc.read_text()), doc.name
+
+
+def test_committed_results_count_as_done_so_a_sweep_reruns_nothing():
+    from experiments import RESULTS, already_done, sweep_runs
+
+    for sweep in ("sizes", "frontier", "ablation"):
+        runs = sweep_runs(sweep)
+        missing = [name for name, flags in runs.items() if not already_done(RESULTS / sweep / f"{name}.json", flags)]
+        assert not missing, f"{sweep}: {missing[:3]}"
