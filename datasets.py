@@ -32,6 +32,9 @@ from torchvision import datasets, transforms
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from pens import IMAGE_SIZE, PEN_RES, STROKE_LEVEL, centre_lines, redraw_strokes
+from pens import draw_strokes as draw_strokes  # noqa: I001  (pen functions, importable from here as before)
+from pens import pen_ink as pen_ink
+from pens import thin as thin
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics, as in the original project
 ROTATION_DEG = 15.0  # augmentation: rotation drawn uniformly from [-15°, +15°]

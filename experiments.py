@@ -160,7 +160,13 @@ def start_ray(address: str | None, workers: int | None):
     runtime_env = {"working_dir": str(ROOT), "excludes": WORKING_DIR_EXCLUDES}
     common = dict(runtime_env=runtime_env, log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+            print(f"error: cannot reach the Ray cluster at {address} ({type(exc).__name__}: {exc}). Start one with "
+                  f"`ray start --head`, use the RAY_AUTH_MODE and token it was started with, or leave out --address "
+                  f"for a local instance.", file=sys.stderr)
+            raise SystemExit(2) from None
     else:
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, **common)
     return ray
@@ -203,7 +209,7 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
             bar.update()
     except KeyboardInterrupt:
         bar.close()
-        print(f"\ninterrupted: {len(pending)} run(s) in flight dropped; finished ones are kept in {folder}/. "
+        print(f"\ninterrupted: {len(pending)} run(s) not finished; finished ones are kept in {folder}/. "
               f"Run the same command again to finish.", file=sys.stderr)
         ray.shutdown()
         raise SystemExit(130) from None

@@ -41,6 +41,8 @@ from config import TrainConfig, config_from_env  # noqa: E402, F401  (re-exporte
 from datasets import load_data  # noqa: E402
 from model import NUM_CLASSES, Net  # noqa: E402
 from plots import plot_acc_loss as plot_acc_loss  # noqa: E402  (the course's name, from util)
+from plots import plot_confusion as plot_confusion  # noqa: E402  (importable from here as before)
+from plots import plot_misclassified as plot_misclassified  # noqa: E402
 
 
 def set_seed(seed: int) -> None:
