@@ -357,7 +357,7 @@ def table_photos(results: Path = RESULTS) -> str:
 def table_hardware(results: Path = RESULTS) -> str:
     """Where each group of training runs was measured (from the result files themselves)."""
     lines = ["| results | runs | CPU | torch | threads per run | runs side by side |", "|---|---|---|---|---|---|"]
-    for group in ("sizes", "frontier", "ablation"):
+    for group in ("sizes", "frontier", "ablation", "precision"):
         runs = list(load_group(group, results).values())
         if runs:
             keys = sorted({(r["cpu"], r["torch"], r["threads"], r.get("runs_side_by_side")) for r in runs}, key=str)
