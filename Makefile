@@ -18,7 +18,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-ray
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-try: $(VENV)/.installed  ## a one-minute run: 2 epochs on 10,000 images into a fresh runs/15k-seed0*/
+try: $(VENV)/.installed  ## a quick run: 2 epochs on 10,000 images into a fresh runs/15k-seed0*/
 	$(PY) train.py --epochs 2 --subset 10000 $(ARGS)
 
 train: $(VENV)/.installed  ## the default recipe into a fresh runs/15k-seed0*/ (ARGS="--model 8k --seed 1")
