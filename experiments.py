@@ -265,6 +265,13 @@ def final(run: dict) -> float:
     return run["history"]["test_acc"][-1]
 
 
+def seed_summary(runs: list[dict]) -> tuple[list[float], float, float]:
+    """Runs of one recipe over seeds -> (final accuracies, lowest of any last three epochs, mean training s)."""
+    finals = [final(r) for r in runs]
+    last3 = min(min(r["history"]["test_acc"][-3:]) for r in runs)
+    return finals, last3, statistics.mean(r["wall_seconds"] for r in runs)
+
+
 def table_sizes(results: Path = RESULTS) -> str:
     from model import SIZES
 
@@ -275,9 +282,7 @@ def table_sizes(results: Path = RESULTS) -> str:
         runs = [sizes[k] for k in sorted(sizes) if k.startswith(f"{size}-seed")]
         if runs:
             flops, epochs = runs[0]["train_flops_per_image"] / 1e6, runs[0]["config"]["epochs"]
-            finals = [final(r) for r in runs]
-            last3 = min(min(r["history"]["test_acc"][-3:]) for r in runs)
-            wall = statistics.mean(r["wall_seconds"] for r in runs)
+            finals, last3, wall = seed_summary(runs)
             lines.append(f"| {size} | {runs[0]['parameters']:,} | {flops:.2f} | {epochs} | {flops * epochs:.0f} | "
                          f"{_each(finals)} | **{_stats(finals)}** | {min(finals):.2f} | {last3:.2f} | {wall:.0f} |")
     return "\n".join(lines)
@@ -433,10 +438,7 @@ def table_precision(results: Path = RESULTS) -> str:
     for precision in ("float32", "bfloat16"):
         group = [r for r in runs.values() if r["config"]["precision"] == precision]
         if group:
-            group.sort(key=lambda r: r["config"]["seed"])
-            finals = [final(r) for r in group]
-            last3 = min(min(r["history"]["test_acc"][-3:]) for r in group)
-            wall = statistics.mean(r["wall_seconds"] for r in group)
+            finals, last3, wall = seed_summary(sorted(group, key=lambda r: r["config"]["seed"]))
             lines.append(f"| {precision} | {_each(finals)} | **{_stats(finals)}** | {last3:.2f} | {wall:.0f} | "
                          f"{group[0]['cpu']} |")
     return "\n".join(lines)
