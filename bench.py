@@ -1,8 +1,8 @@
 """The speed benchmark: throughput against the matmul peak, threads on a busy machine, start-up, the app under load.
 
 Every measurement runs in its own process, one after another (never two at once), so no thread pool, worker
-or cache of one stage helps or hurts the next; throughputs are medians of timed chunks, and the
-thread-policy and app stages alternate their variants over two rounds.
+or cache of one stage helps or hurts the next. Every part alternates its variants over two rounds;
+a throughput stage keeps the faster round, each round the median of timed chunks.
 
     python bench.py                       # ~10 minutes -> results/bench.json; tables: experiments.py report
     python bench.py --only threads app    # some parts only (throughput, threads, startup, app)

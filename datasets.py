@@ -228,19 +228,20 @@ def cached_centre_lines(images: torch.Tensor) -> torch.Tensor:
     key.update(f"{PEN_RES},{STROKE_LEVEL},{LINES_VERSION}".encode())
     path = cache_dir() / f"centre-lines-{key.hexdigest()[:16]}.npy"
     shape = (len(images), IMAGE_SIZE * PEN_RES, IMAGE_SIZE * PEN_RES)
-    if len(images) >= CACHE_MIN and path.is_file():
+    keep = len(images) >= CACHE_MIN
+    if keep and path.is_file():
         try:
             bits = np.load(path)
             return torch.from_numpy(np.unpackbits(bits)[: math.prod(shape)].reshape(shape).astype(bool))
         except (OSError, ValueError):
             pass  # unreadable or truncated: computed again below
     start = time.perf_counter()
-    if len(images) >= CACHE_MIN:
+    if keep:
         print(f"finding the centre lines of {len(images):,} digits for redrawn strokes (once; kept in {path.parent})",
               flush=True)
     bar = lambda chunks: tqdm(chunks, desc="centre lines", leave=False, disable=None, file=sys.stdout)  # noqa: E731
-    lines = centre_lines(images.cpu(), progress=bar if len(images) >= CACHE_MIN else iter)
-    if len(images) >= CACHE_MIN:
+    lines = centre_lines(images.cpu(), progress=bar if keep else iter)
+    if keep:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")

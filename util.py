@@ -116,6 +116,11 @@ class CoreWatch:
         return max(1, min(self.cores, self.cores - math.floor(others + 0.5)))
 
 
+def fixed_by(threads: int | None) -> str | None:
+    """What fixes torch's thread count: "--threads" (an int given), "OMP_NUM_THREADS", or None (automatic)."""
+    if threads is not None:
+        return "--threads"
+    return "OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS") else None
 
 
 def thread_policy(threads: int | None) -> CoreWatch | None:
@@ -125,10 +130,7 @@ def thread_policy(threads: int | None) -> CoreWatch | None:
     """
     if threads is not None:
         torch.set_num_threads(threads)
-        return None
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    return CoreWatch()
+    return CoreWatch() if fixed_by(threads) is None else None
 
 
 def follow_free_cores(watch: CoreWatch | None) -> None:
@@ -139,11 +141,10 @@ def follow_free_cores(watch: CoreWatch | None) -> None:
 
 
 def describe_threads(threads: int | None) -> str:
-    """One line for a run's start: the thread count and where it comes from."""
-    if threads is not None:
-        return f"threads: {threads} (--threads)"
-    if os.environ.get("OMP_NUM_THREADS"):
-        return f"threads: {torch.get_num_threads()} (OMP_NUM_THREADS)"
+    """One line for a run's start (after thread_policy): the thread count and where it comes from."""
+    source = fixed_by(threads)
+    if source is not None:
+        return f"threads: {torch.get_num_threads()} ({source})"
     return (f"threads: {torch.get_num_threads()}, following the cores other programs leave free "
             f"(--threads N fixes them)")
 
@@ -347,12 +348,13 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
     ema = make_ema(model, cfg.ema_decay)
     tested = ema.module if ema is not None else model
     criterion = training_criterion(cfg)
+    autocast = getattr(torch, cfg.precision) if cfg.precision != "float32" else None
     history = {key: [] for key in HISTORY_KEYS}
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loss, train_acc = train(model, device, train_loader, optimizer, criterion,
                                       scheduler=scheduler, ema=ema, progress=progress, threads=cfg.threads,
-                                      autocast=getattr(torch, cfg.precision) if cfg.precision != "float32" else None)
+                                      autocast=autocast)
         test_loss, test_acc = test(tested, device, test_loader)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)

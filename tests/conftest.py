@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from checkpoint import DEFAULT_CHECKPOINT, FORMAT, load_checkpoint
 from datasets import FILES, MNISTNotFoundError, ensure_mnist, mnist_split
 
 
@@ -44,3 +44,8 @@ def copy_mnist(data_dir, dest, rename=None):
     for name in FILES:
         shutil.copy(data_dir / name, dest / (rename or {}).get(name, name))
     return dest
+
+
+def payload_of(model, **changes) -> dict:
+    """A checkpoint dict as save_checkpoint writes it, with `changes` applied."""
+    return {"format": FORMAT, "arch": "Net", "model": model.size, "state_dict": model.state_dict(), **changes}

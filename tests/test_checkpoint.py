@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from conftest import payload_of
 
 from checkpoint import DEFAULT_CHECKPOINT, FORMAT, load_checkpoint, save_checkpoint
 from config import TrainConfig
@@ -28,11 +29,6 @@ def test_shipped_checkpoint_is_weights_only_and_described():
     assert payload["arch"] == "Net" and payload["parameters"] == 15_248 and payload["format"] == FORMAT
     assert payload["history"]["test_acc"][-1] >= 99.4
     assert DEFAULT_CHECKPOINT.stat().st_size < 200_000
-
-
-def payload_of(model: Net, **changes) -> dict:
-    """A checkpoint dict as save_checkpoint writes it, with `changes` applied."""
-    return {"format": FORMAT, "arch": "Net", "model": model.size, "state_dict": model.state_dict(), **changes}
 
 
 def test_missing_foreign_and_mismatched_files_get_a_clear_message(tmp_path):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import payload_of
 from PIL import Image
 
 import predict
@@ -124,11 +125,8 @@ def test_predict_reports_bad_inputs_one_by_one_and_predicts_the_rest(digits, tmp
 
 
 def test_non_finite_checkpoint_is_exit_2(tmp_path):
-    from checkpoint import FORMAT
-
     model = Net()
     with torch.no_grad():
         model.head[0].weight.fill_(float("nan"))
-    payload = {"format": FORMAT, "arch": "Net", "model": "15k", "state_dict": model.state_dict()}
-    torch.save(payload, tmp_path / "nan.pt")
+    torch.save(payload_of(model), tmp_path / "nan.pt")
     assert predict.main([str(tmp_path), "--checkpoint", str(tmp_path / "nan.pt")]) == 2

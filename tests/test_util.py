@@ -101,25 +101,20 @@ def test_confusion_matrix_counts_every_test_image(data_dir, model):
 
 
 def test_threads_follow_the_cores_other_programs_leave_free(monkeypatch):
-    import subprocess
-    import sys
     import time
 
+    from bench import competing_load
     from util import CoreWatch, describe_threads, thread_policy
 
     if CoreWatch().cores < 2 or CoreWatch().last is None:
         pytest.skip("needs Linux and at least 2 cores")
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(CoreWatch().cores - 1)]
-    try:
-        time.sleep(1.0)
+    with competing_load(CoreWatch().cores - 1):
+        time.sleep(0.5)
         watch = CoreWatch()
         time.sleep(1.2)
         free = watch.free()
         assert free is not None and 1 <= free <= watch.cores - 1  # the busy processes' cores are not counted
         assert watch.free() is None  # the next look only after LOOK_EVERY
-    finally:
-        for hog in hogs:
-            hog.kill()
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
