@@ -1,17 +1,21 @@
 """Draw a digit: a Gradio app around the shipped checkpoint. `python app.py [--port 7860] [--checkpoint PATH]`.
 
-A sketchpad (mouse or finger) and an upload box for a photo or scan; it shows the top-3 digits with their
-probabilities and the 28x28 image the model actually saw. Every image goes through predict.py's
-preprocessing (one code path for the command line, the app and its API). It runs offline on 127.0.0.1:
-Gradio's analytics are off and the theme uses the system's fonts, so the page asks nothing of the internet.
+A drawing pad (mouse, pen or finger; the answer follows each stroke) and an upload box for a photo or scan; it
+shows the verdict (a digit, or "not a digit / not sure"), the top-3 digits with their probabilities and the 28x28
+image the model actually saw. Every image goes through predict.py's preprocessing and verdict (one code path for
+the command line, the app and its API). It runs offline on 127.0.0.1: Gradio's analytics are off and the theme
+uses the system's fonts, so the page asks nothing of the internet.
 
-API: `gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/classify")` returns
-{"label": "7", "confidences": [{"label": "7", "confidence": 0.99}, ...]} (top 3).
+API: `gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/classify")` returns predict.py's
+--json object: {"verdict": "7", "is_digit": true, "digit": 7, "probability": 0.99, "top3": [[7, 0.99], ...]}.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import io
 import os
 import sys
 from pathlib import Path
@@ -23,11 +27,52 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
-from predict import ImageError, open_image, predict_image  # noqa: E402
+from predict import NOT_A_DIGIT, ImageError, open_image, predict_image  # noqa: E402
 
-UNSURE_BELOW = 0.70  # a top probability under 70% is shown as a guess between the top two, not as an answer
 SEEN_PX = 224  # the 28x28 model input is shown enlarged 8x, nearest-neighbour so each pixel stays visible
 DRAW_HINT = "Draw one digit, large and centred or not: the app crops and centres it the way MNIST was made."
+NOTHING_DRAWN = "Nothing drawn yet: " + DRAW_HINT
+NO_UPLOAD = "No image yet: upload a photo or scan of one handwritten digit."
+
+# The drawing pad: a plain canvas that is the whole box (Gradio's Sketchpad drops strokes that start in the
+# margin around its drawing square). Strokes are kept in the page and repainted; after each one the pad's value
+# becomes the drawing as a PNG data URL and its change event asks for the answer.
+PAD_SIDE = 400  # px of the drawing as it is sent (the box on screen may be larger or smaller)
+PAD_TEMPLATE = (f'<div class="s6-pad"><canvas width="{PAD_SIDE}" height="{PAD_SIDE}"></canvas>'
+                '<button type="button" class="s6-clear" aria-label="Clear drawing">Clear</button></div>')
+PAD_CSS = (".s6-pad { position: relative; max-width: 480px; margin: auto; } "
+           ".s6-pad canvas { width: 100%; aspect-ratio: 1; background: #fff; border: 1px solid #bbb; "
+           "border-radius: 6px; touch-action: none; cursor: crosshair; display: block; } "
+           ".s6-clear { position: absolute; top: 8px; right: 8px; padding: 2px 10px; border: 1px solid #bbb; "
+           "border-radius: 4px; background: #f6f6f6; }")
+PAD_JS = """
+const strokes = []; let current = null;
+const canvas = () => element.querySelector('canvas');
+function paint() {
+  const c = canvas(), ctx = c.getContext('2d');
+  ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, c.width, c.height);
+  ctx.strokeStyle = '#000'; ctx.lineWidth = 18; ctx.lineCap = 'round'; ctx.lineJoin = 'round';
+  for (const s of strokes) { ctx.beginPath(); ctx.moveTo(...s[0]); for (const p of s) ctx.lineTo(...p); ctx.stroke(); }
+}
+function at(e) {
+  const r = canvas().getBoundingClientRect();
+  return [(e.clientX - r.left) * SIDE / r.width, (e.clientY - r.top) * SIDE / r.height];
+}
+element.addEventListener('pointerdown', (e) => {
+  if (e.target.tagName !== 'CANVAS') return;
+  e.target.setPointerCapture(e.pointerId); current = [at(e)]; strokes.push(current); paint();
+});
+element.addEventListener('pointermove', (e) => { if (current) { current.push(at(e)); paint(); } });
+element.addEventListener('pointerup', () => {
+  if (!current) return; current = null; props.value = canvas().toDataURL('image/png'); trigger('change');
+});
+element.addEventListener('click', (e) => {
+  if (!e.target.classList.contains('s6-clear')) return;
+  strokes.length = 0; paint(); props.value = ''; trigger('change');
+});
+watch('value', paint);
+paint();
+""".replace("SIDE", str(PAD_SIDE))
 
 
 def top3(prediction) -> dict[str, float]:
@@ -36,11 +81,11 @@ def top3(prediction) -> dict[str, float]:
 
 
 def verdict(prediction) -> str:
-    """One line for the user: the answer, or that the model is unsure between its top two."""
-    (d1, p1), (d2, p2) = prediction.top3[:2]
-    if p1 < UNSURE_BELOW:
-        return f"**Not sure**: maybe {d1} ({p1:.0%}), maybe {d2} ({p2:.0%}). Try writing it larger or clearer."
-    return f"**{d1}** ({p1:.1%})"
+    """One line for the user: the digit, or "not a digit / not sure" with the best guess."""
+    if not prediction.is_digit:
+        return (f"**{NOT_A_DIGIT.capitalize()}**: best guess {prediction.digit} ({prediction.probability:.0%}). "
+                f"Draw one digit, larger or clearer.")
+    return f"**{prediction.digit}** ({prediction.probability:.1%})"
 
 
 def seen_image(prediction) -> np.ndarray:
@@ -50,42 +95,51 @@ def seen_image(prediction) -> np.ndarray:
 
 
 def as_image(value) -> Image.Image | None:
-    """What a Sketchpad (editor dict), an Image box or a file path hands over -> one PIL image, or None.
-
-    Files are opened by predict.open_image, so an unreadable upload gets the command line's message.
-    """
-    if isinstance(value, dict):  # Sketchpad: background + layers flattened into "composite"
+    """What the pad (a PNG data URL), an Image box (a file path) or a Sketchpad (an editor dict) hands over ->
+    one PIL image, or None for nothing. Files are opened by predict.open_image: an unreadable one gets the
+    command line's message."""
+    if isinstance(value, dict):  # an ImageEditor/Sketchpad value: background + layers flattened into "composite"
         value = value.get("composite")
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, np.ndarray):
         return Image.fromarray(value)
+    if isinstance(value, str) and value.startswith("data:image/"):
+        try:
+            return open_image(io.BytesIO(base64.b64decode(value.split(",", 1)[1], validate=True)))
+        except (IndexError, binascii.Error):
+            raise ImageError("drawing", "the drawing did not arrive as an image") from None
     return open_image(value)
 
 
 def make_handlers(model):
-    """The app's two functions for `model`: recognise (for the page) and classify (the API)."""
+    """The app's functions for `model`: recognise a drawing, recognise an upload (the page), classify (the API)."""
 
-    def recognise(value):
-        """Page: image -> (top-3 label, what the model saw, message)."""
-        nothing = "Nothing drawn yet: " + DRAW_HINT
+    def recognise(value, nothing: str = NOTHING_DRAWN, blank: str = NOTHING_DRAWN):
+        """Page: image -> (top-3 label, what the model saw, message); `nothing`/`blank` say what is missing."""
         try:
             image = as_image(value)
             if image is None:
                 return None, None, nothing
             prediction = predict_image(model, image)
         except ImageError as exc:
-            return None, None, nothing if "blank" in str(exc) else f"Could not read that image ({exc.reason})."
+            return None, None, blank if "blank" in exc.reason else f"Could not read that image ({exc.reason})."
         return top3(prediction), seen_image(prediction), verdict(prediction)
 
-    def classify(path: str) -> dict[str, float]:
-        """API: one image file -> the digit with its top-3 confidences; a bad file -> predict.py's message."""
+    def recognise_upload(value):
+        blank = "That image looks blank: no ink stands out from the paper. Upload a photo or scan of one digit."
+        return recognise(value, NO_UPLOAD, blank)
+
+    def classify(path: str) -> dict:
+        """API: one image file -> predict.py's --json object (verdict, digit, top 3); a bad file -> its message."""
         try:
-            return top3(predict_image(model, path))  # opened by predict.open_image, named by its file
+            answer = predict_image(model, path).to_dict()  # opened by predict.open_image, named by its file
         except ImageError as exc:
             raise gr.Error(f"{Path(exc.path).name}: {exc.reason}") from None
+        answer.pop("path")
+        return answer
 
-    return recognise, classify
+    return recognise, recognise_upload, classify
 
 
 CONCURRENCY = 1  # requests one event handles at once; more did not pay on 2 cores (docs/speed.md: app under load)
@@ -94,25 +148,23 @@ CONCURRENCY = 1  # requests one event handles at once; more did not pay on 2 cor
 def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT, concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The Gradio Blocks app serving the model stored in `checkpoint`, `concurrency` requests per event at once."""
     model, payload = load_checkpoint(checkpoint)
-    recognise, classify = make_handlers(model)
+    recognise, recognise_upload, classify = make_handlers(model)
     accuracy = payload.get("history", {}).get("test_acc", [None])[-1]
     with gr.Blocks(title="S6 digit recogniser", analytics_enabled=False) as app:
         gr.Markdown(
             f"# Draw a digit\nA {payload.get('parameters', 0):,}-parameter CNN"
             + (f" ({accuracy:.2f}% on the MNIST test set)" if accuracy else "")
-            + ". Draw with the mouse or a finger, or upload a photo or scan of one handwritten digit."
+            + ". Draw with the mouse, a pen or a finger (the answer follows each stroke), or upload a photo or "
+            "scan of one handwritten digit. Anything that is not one digit gets \"not a digit / not sure\"."
         )
         with gr.Row():
             with gr.Column():
                 with gr.Tab("Draw"):
-                    pad = gr.Sketchpad(
-                        label="Draw here", type="numpy", canvas_size=(400, 400), fixed_canvas=True, layers=False,
-                        brush=gr.Brush(colors=["#000000"], default_size=18, color_mode="fixed"), elem_id="pad",
-                    )
-                    draw_button = gr.Button("Recognise drawing", variant="primary", elem_id="recognise-drawing")
+                    pad = gr.HTML("", html_template=PAD_TEMPLATE, css_template=PAD_CSS, js_on_load=PAD_JS,
+                                  elem_id="pad")
                 with gr.Tab("Upload"):
                     upload = gr.Image(label="Photo or scan", type="filepath", sources=["upload", "clipboard"])
-                    upload_button = gr.Button("Recognise upload", variant="primary")
+                    upload_button = gr.Button("Recognise upload", variant="primary", elem_id="recognise-upload")
             with gr.Column():
                 message = gr.Markdown(DRAW_HINT, elem_id="verdict")
                 label = gr.Label(label="Top 3", num_top_classes=3, elem_id="top3")
@@ -120,16 +172,12 @@ def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT, concurrency: i
                                 elem_id="seen")
         outputs = [label, seen, message]
         common = dict(concurrency_limit=concurrency, api_visibility="private")
-        draw_button.click(recognise, pad, outputs, **common)
-        upload_button.click(recognise, upload, outputs, **common)
-        upload.upload(recognise, upload, outputs, **common)
+        pad.change(recognise, pad, outputs, trigger_mode="always_last", show_progress="hidden", **common)
+        upload_button.click(recognise_upload, upload, outputs, **common)
+        upload.upload(recognise_upload, upload, outputs, **common)
         api_input = gr.File(type="filepath", visible=False)  # any file reaches classify, which checks it
-        api_output = gr.Label(num_top_classes=3, visible=False, label="digit")
+        api_output = gr.JSON(visible=False, label="prediction")
         api_input.change(classify, api_input, api_output, api_name="classify", concurrency_limit=concurrency)
-        # Gradio's sketchpad opens, and comes back from "Clear canvas", with no tool chosen: pick the brush.
-        pick_brush = "() => { setTimeout(() => document.querySelector('#pad button[aria-label=Brush]')?.click(), 300) }"
-        app.load(None, js=pick_brush)
-        pad.clear(None, js=pick_brush, api_visibility="private")
     return app
 
 

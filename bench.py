@@ -254,7 +254,7 @@ def app_under_load(concurrency: int, digits: list[tuple[Path, int]], client_kind
                 try:
                     answer = send(c, path)
                     latencies.append(time.perf_counter() - start)
-                    wrong += int(answer["label"]) != label
+                    wrong += answer["verdict"] != str(label)
                 except Exception as exc:  # counted and shown: the stage asks for none
                     errors.append(repr(exc)[:200])
 

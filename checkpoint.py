@@ -32,6 +32,7 @@ def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, histo
         "format": FORMAT,
         "arch": type(model).__name__,
         "model": model.size,
+        "input_norm": model.input_norm,
         "parameters": count_parameters(model),
         "state_dict": state,
         "config": cfg.to_dict(),
@@ -69,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT,
     if payload.get("format") != FORMAT:
         raise ValueError(f"{path} has checkpoint format {payload.get('format')!r}, this code reads format {FORMAT}: "
                          f"retrain with `python train.py` or check out the code that wrote it")
-    model = Net(size)
+    model = Net(size, payload.get("input_norm", "none"))  # files from before the option had none
     expected = model.state_dict()
     mismatched = sorted(set(expected) ^ set(state)) or [k for k in expected if expected[k].shape != state[k].shape]
     if mismatched:

@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
+import augment
 from pens import IMAGE_SIZE, PEN_RES, STROKE_LEVEL, centre_lines, redraw_strokes
 from pens import draw_strokes as draw_strokes  # noqa: I001  (pen functions, importable from here as before)
 from pens import pen_ink as pen_ink
@@ -185,27 +185,31 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Randomly rotate (±15°) and, with p=0.1, zoom by 28/22 each image of a (B, 1, H, W) batch in one warp.
+def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, shift: float = 0.0,
+                  elastic: float = 0.0) -> torch.Tensor:
+    """Randomly rotate (±15°) and, with p=0.1, zoom by 28/22 each image of a (B, 1, H, W) batch in one warp;
+    with `shift` also move it by up to that many pixels along each axis, with `elastic` bend it by up to
+    about that many pixels (augment.py).
 
-    The same distribution as the torchvision pipeline's RandomApply(CenterCrop(22)) -> Resize(28) ->
-    RandomRotation(15, fill=0): one affine matrix per sample, black outside the image.
+    Without shift and elastic, the same distribution as the torchvision pipeline's RandomApply(CenterCrop(22))
+    -> Resize(28) -> RandomRotation(15, fill=0): one affine matrix per sample, black outside the image.
     """
     b = x.shape[0]
     angle = (torch.rand(b, generator=generator, device=x.device) * 2 - 1) * math.radians(ROTATION_DEG)
     cropped = torch.rand(b, generator=generator, device=x.device) < CROP_PROB
-    return affine_batch(x, angle, cropped)
+    moved = augment.random_shift(b, shift, generator, x.device) if shift else None
+    field = augment.elastic_field(b, elastic, generator, x.device) if elastic else None
+    return augment.warp(x, angle, _zoom(cropped, x.dtype), moved, field)
+
+
+def _zoom(cropped: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # grid_sample maps output coordinates to input ones, so a crop of 22 px is a scale of 22/28 there.
+    return torch.where(cropped, CROP_SIZE / IMAGE_SIZE, 1.0).to(dtype)
 
 
 def affine_batch(x: torch.Tensor, angle: torch.Tensor, cropped: torch.Tensor) -> torch.Tensor:
     """Rotate each image by `angle` (radians, counter-clockwise) and zoom the `cropped` ones by 28/22."""
-    # grid_sample maps output coordinates to input ones, so a crop of 22 px is a scale of 22/28 there.
-    scale = torch.where(cropped, CROP_SIZE / IMAGE_SIZE, 1.0).to(x.dtype)
-    cos, sin = torch.cos(angle).to(x.dtype) * scale, torch.sin(angle).to(x.dtype) * scale
-    zero = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return augment.warp(x, angle, _zoom(cropped, x.dtype))
 
 
 def cache_dir() -> Path:
@@ -256,7 +260,13 @@ def cached_centre_lines(images: torch.Tensor) -> torch.Tensor:
 
 
 class TensorLoader:
-    """A DataLoader-like iterable over an MNIST dataset held in memory, augmenting whole batches on the fly."""
+    """A DataLoader-like iterable over an MNIST dataset held in memory, augmenting whole batches on the fly.
+
+    Augmentation (training only): rotation and zoom always; `stroke_prob` of the digits redrawn with another
+    pen; random shifts of up to `shift` px and elastic bends of up to `elastic` px; Gaussian noise of up to
+    `noise` (std, on [0, 1] pixels) on half the images; random erasing with probability `erase`; and
+    `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT.
+    """
 
     def __init__(
         self,
@@ -267,12 +277,19 @@ class TensorLoader:
         seed: int = 0,
         device: torch.device | str = "cpu",
         stroke_prob: float = 0.0,
+        shift: float = 0.0,
+        elastic: float = 0.0,
+        noise: float = 0.0,
+        erase: float = 0.0,
+        not_digits: float = 0.0,
     ) -> None:
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
         self.images = dataset.data.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
         self.labels = dataset.targets.to(self.device)
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
+        self.shift, self.elastic, self.noise, self.erase = shift, elastic, noise, erase
+        self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
@@ -290,18 +307,29 @@ class TensorLoader:
         )
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            x, _ = self._batch(idx, self.generator)
-            yield x, self.labels[idx]
+            x, labels, _ = self._batch(idx, self.generator)
+            yield x, labels
 
-    def _batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised, augmented images at `idx` and which of them were redrawn with another pen."""
+    def _batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The normalised, augmented images at `idx` (and any non-digits after them), their labels, and which
+        were redrawn with another pen. Levers at 0 draw nothing, so histories without them are unchanged."""
         x = self.images[idx].unsqueeze(1).float().div_(255)
+        labels = self.labels[idx]
         redrawn = torch.zeros(len(idx), dtype=torch.bool, device=self.device)
-        if self.lines is not None:  # no draws when off: histories without redrawing are unchanged
+        if self.lines is not None:
             x, redrawn = redraw_strokes(x, self.lines[idx], self.stroke_prob, generator)
         if self.augment:
-            x = augment_batch(x, generator)
-        return normalize(x), redrawn
+            x = augment_batch(x, generator, self.shift, self.elastic)
+            if self.extra:
+                others = augment.not_digits(x, self.extra, generator)
+                x = torch.cat([x, others])
+                labels = torch.cat([labels, labels.new_full((self.extra,), augment.NOT_A_DIGIT)])
+                redrawn = torch.cat([redrawn, redrawn.new_zeros(self.extra)])
+            if self.noise:
+                x = augment.add_noise(x, self.noise, generator)
+            if self.erase:
+                x = augment.erase(x, self.erase, generator)
+        return normalize(x), labels, redrawn
 
     def preview(self, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`n` training images as the model sees them -> (images, labels, redrawn with another pen).
@@ -311,8 +339,17 @@ class TensorLoader:
         """
         generator = torch.Generator(device=self.device).manual_seed(seed)
         idx = torch.randperm(len(self.labels), generator=generator, device=self.device)[:n]
-        x, redrawn = self._batch(idx, generator)
-        return x, self.labels[idx], redrawn
+        x, labels, redrawn = self._batch(idx, generator)
+        return x, labels, redrawn
+
+
+AUGMENTATION = ("shift", "elastic", "noise", "erase", "not_digits")  # TensorLoader's levers beyond stroke_prob
+
+
+def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
+    """The last `holdout` training digits: what load_data(holdout=...) leaves out, to choose a recipe on."""
+    train = mnist_split(True, data_dir, download=False)
+    return MNIST(train.data[-holdout:], train.targets[-holdout:])
 
 
 def train_transforms() -> transforms.Compose:
@@ -349,13 +386,23 @@ def load_data(
     download: bool = True,
     subset: int | None = None,
     stroke_prob: float = 0.0,
+    holdout: int = 0,
+    **augmentation: float,
 ) -> tuple:
     """Return (train_loader, test_loader) for MNIST: training data shuffled and augmented, test data not.
 
     pipeline: "fast" (in-memory tensors on `device`, batched augmentation) or "torchvision" (the
     original PIL transforms in a DataLoader with `num_workers` workers). `subset` keeps the first n
-    images of each split (for quick runs and tests). `seed` fixes the order and the augmentation.
+    images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
+    training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
+    `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, not_digits; TensorLoader).
     """
+    unknown = set(augmentation) - set(AUGMENTATION)
+    if unknown:
+        raise TypeError(f"load_data() got unknown augmentation(s) {sorted(unknown)}: "
+                        f"choose from {', '.join(AUGMENTATION)}")
+    if any(augmentation.values()) and pipeline != "fast":
+        raise ValueError(f"augmentation {augmentation} exists in the fast pipeline only: use pipeline='fast'")
     if batch_size < 1 or test_batch_size < 1:
         raise ValueError(f"batch sizes must be positive integers, got {batch_size} and {test_batch_size}")
     if subset is not None and subset < 1:
@@ -367,10 +414,14 @@ def load_data(
                          f"use pipeline='fast', or stroke_prob=0 with pipeline={pipeline!r}")
     fast = pipeline == "fast"
     raw = ensure_mnist(data_dir, download)  # found and checked once for both splits
+    if holdout and not 0 <= holdout < (subset or SPLIT_SIZES["train"]):
+        raise ValueError(f"holdout must leave training images, got {holdout} of {subset or SPLIT_SIZES['train']}")
     train_set = _read_split(raw, True, None if fast else train_transforms(), subset)
+    if holdout:
+        train_set = MNIST(train_set.data[:-holdout], train_set.targets[:-holdout], train_set.transform)
     test_set = _read_split(raw, False, None if fast else test_transforms(), subset)
     if fast:
-        train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob)
+        train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob, **augmentation)
         test = TensorLoader(test_set, test_batch_size, False, False, seed, device)
         return train, test
     common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",

@@ -3,7 +3,11 @@
     python experiments.py sizes                  # every model size x seeds 0-4, default recipe -> results/sizes/
     python experiments.py frontier               # the default size at 3..9 epochs x seeds 0-4 -> results/frontier/
     python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
+    python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
+    python experiments.py faithful               # the seed-faithful recipe x seeds 0-4, the same figures
+    python experiments.py examples               # pytorch/examples' network x seeds 0-4, the same figures
     python experiments.py flags NAME "--epochs 5" "--epochs 5 --lr 0.1"   # any train.py flag sets -> results/NAME/
+    python experiments.py evaluate NAME          # add robustness.py's figures to NAME's finished runs
     python experiments.py report [--write]       # the docs' tables from results/ (--write puts them into the docs)
     python experiments.py scale                  # the same small sweep on 1 and 2 workers -> results/scale.json
 
@@ -44,10 +48,18 @@ WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "checkpoints
                         ".pytest_cache", ".ruff_cache", "*.onnx", "*.ipynb", "*.png"]
 
 
+NO_ROBUSTNESS_LEVERS = ["--shift", "0", "--elastic", "0", "--noise", "0", "--erase", "0", "--not-digits", "0",
+                        "--input-norm", "none"]
+# The default recipe before the robustness levers: the sizes and frontier tables measure it.
+PREVIOUS = ["--epochs", "15", "--stroke-prob", "0.1", *NO_ROBUSTNESS_LEVERS]
+# The seed-faithful recipe: PREVIOUS without the redrawn strokes, i.e. the seed project's data on this model.
+FAITHFUL = ["--epochs", "15", "--stroke-prob", "0", *NO_ROBUSTNESS_LEVERS]
+
+
 def recipe(epochs: int, ema: float, wd: float, redraw: float, *more: str) -> list[str]:
     """train.py flags with every lever of the recipe explicit, so a row means the same when defaults move."""
     return ["--epochs", str(epochs), "--ema-decay", str(ema), "--weight-decay", str(wd), "--stroke-prob", str(redraw),
-            *more]
+            *NO_ROBUSTNESS_LEVERS, *more]
 
 
 ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on this model
@@ -70,15 +82,23 @@ ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on t
 }
 
 
+EVALUATED = ("recipe", "faithful", "screen", "robust")  # sweeps (by prefix) whose runs also get robustness.py's figures
+
+
 def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list[str] = ()) -> dict[str, list[str]]:
     """The runs of a named sweep: result name -> train.py flags."""
     from model import SIZES
 
     if sweep == "sizes":
-        return {f"{size}-seed{s}": ["--model", size, "--seed", str(s)] for size in SIZES for s in seeds or SEEDS}
+        return {f"{size}-seed{s}": [*PREVIOUS, "--model", size, "--seed", str(s)]
+                for size in SIZES for s in seeds or SEEDS}
     if sweep == "frontier":
-        return {f"15k-e{e}-seed{s}": ["--epochs", str(e), "--seed", str(s)]
+        return {f"15k-e{e}-seed{s}": [*PREVIOUS, "--epochs", str(e), "--seed", str(s)]
                 for e in FRONTIER_EPOCHS for s in seeds or SEEDS}
+    if sweep == "recipe":
+        return {f"seed{s}": ["--seed", str(s)] for s in seeds or SEEDS}
+    if sweep == "faithful":
+        return {f"seed{s}": [*FAITHFUL, "--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "ablation":
         return {f"{name}-seed{s}": [*flags, "--seed", str(s)] for name, flags in ABLATION.items()
                 for s in seeds or ABLATION_SEEDS}
@@ -92,7 +112,10 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
     return runs
 
 
-BEFORE_FIELD = {"stroke_prob": 0.0, "precision": "float32"}  # what runs recorded before a field existed did
+BEFORE_FIELD = {  # what runs recorded before a field existed did
+    "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
+    "not_digits": 0.0, "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
+}
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
 
 
@@ -118,8 +141,9 @@ class RunFailed(RuntimeError):
     """train.py exited with an error; the message holds its flags, exit code and last lines."""
 
 
-def train_run(flags: list[str], data_dir: str | None = None) -> tuple[dict, bytes]:
+def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False) -> tuple[dict, bytes]:
     """One training run in a fresh `python train.py` process, one thread -> (its result dict, checkpoint bytes).
+    With `evaluate`, the result also holds robustness.py's figures for the final weights.
 
     Runs on a Ray worker, in the working directory Ray unpacked the project's code into; the output folder is
     temporary: what matters travels back.
@@ -139,6 +163,13 @@ def train_run(flags: list[str], data_dir: str | None = None) -> tuple[dict, byte
             raise RunFailed(f"train.py {' '.join(flags)} exited with {proc.returncode}: {last}")
         run = json.loads(Path(out, "history.json").read_text())
         checkpoint = Path(out, "checkpoint.pt").read_bytes()
+        if evaluate:  # the benchmarks the recipe is never chosen on, measured on the final weights
+            import robustness
+            from checkpoint import load_checkpoint
+
+            torch.set_num_threads(1)
+            model, payload = load_checkpoint(Path(out, "checkpoint.pt"))
+            run["robustness"] = robustness.evaluate(model, payload["config"].get("holdout", 0), data_dir)
     run.update(process_wall_seconds=round(time.perf_counter() - start, 1), cpu=cpu_name(), node=platform.node(),
                train_flops_per_image=training_flops_per_image(Net(run["model"])), threads=1,
                torch=torch.__version__, command=f"OMP_NUM_THREADS=1 python train.py {' '.join(flags)}")
@@ -184,7 +215,7 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
         return 0
     ray = start_ray(address, workers)
     task = ray.remote(num_cpus=1, max_retries=0)(train_run)
-    pending = {task.remote(flags, data_dir): name for name, flags in todo.items()}
+    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED)): name for name, flags in todo.items()}
     failed = []
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout,
                disable=None)  # a bar on a terminal; in a log the one line per run is the progress
@@ -246,6 +277,79 @@ def measure_scale(rounds: int = 2, workers=(1, 2)) -> dict:
 
 
 # --- the docs' tables, printed from results/ -----------------------------------------------------------------
+
+
+def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = None) -> int:
+    """Add robustness.py's figures to each finished run of `group` that lacks them (its checkpoint is kept in
+    runs/sweeps/) -> how many were added. For runs that finished before their sweep was evaluated."""
+    import torch
+
+    import robustness
+    from checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    added = 0
+    for path in sorted((results / group).glob("*.json")):
+        run = json.loads(path.read_text())
+        checkpoint = CHECKPOINTS / group / path.stem / "checkpoint.pt"
+        if "robustness" in run or not checkpoint.is_file():
+            continue
+        model, payload = load_checkpoint(checkpoint)
+        run["robustness"] = robustness.evaluate(model, payload["config"].get("holdout", 0), data_dir)
+        write_atomically(path, (json.dumps(run, indent=1) + "\n").encode())
+        print(f"{group}/{path.stem}: evaluated", flush=True)
+        added += 1
+    return added
+
+
+EXAMPLES_EPOCHS = 2  # pytorch/examples mnist/main.py: Adadelta lr 1.0, StepLR gamma 0.7, batch 64, no augmentation
+
+
+def examples_run(seed: int, data_dir: str | None = None) -> dict:
+    """pytorch/examples' MNIST network trained with its own recipe, evaluated by robustness.py, one thread."""
+    import torch
+    import torch.nn.functional as F
+
+    import robustness
+    from bench import ExamplesNet
+    from datasets import load_data
+    from util import cpu_name, set_seed, test
+
+    torch.set_num_threads(1)
+    set_seed(seed)
+    train_loader, test_loader = load_data(64, data_dir, seed=seed, stroke_prob=0.0)
+    train_loader.augment = False  # the example trains on the plain digits
+    model = ExamplesNet()
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+    start, accs = time.perf_counter(), []
+    for _ in range(EXAMPLES_EPOCHS):
+        model.train()
+        for data, target in train_loader:
+            optimizer.zero_grad()
+            F.nll_loss(model(data), target).backward()
+            optimizer.step()
+        scheduler.step()
+        accs.append(test(model, "cpu", test_loader).acc)
+    return {"history": {"test_acc": accs}, "seed": seed, "wall_seconds": round(time.perf_counter() - start, 1),
+            "cpu": cpu_name(), "parameters": sum(p.numel() for p in model.parameters()),
+            "robustness": robustness.evaluate(model.eval(), 0, data_dir),
+            "command": f"python experiments.py examples --seeds {seed}"}
+
+
+def run_examples(seeds, results: Path = RESULTS, address=None, workers=None, data_dir=None) -> int:
+    """The pytorch/examples network for `seeds` on Ray -> results/examples/seed<N>.json (done ones skipped)."""
+    todo = [s for s in seeds if not (results / "examples" / f"seed{s}.json").is_file()]
+    print(f"examples: {len(seeds)} runs, {len(seeds) - len(todo)} already done, {len(todo)} to run", flush=True)
+    if not todo:
+        return 0
+    ray = start_ray(address, workers)
+    task = ray.remote(num_cpus=1, max_retries=0)(examples_run)
+    for seed, ref in [(s, task.remote(s, data_dir)) for s in todo]:
+        run = ray.get(ref)
+        write_atomically(results / "examples" / f"seed{seed}.json", (json.dumps(run, indent=1) + "\n").encode())
+        print(f"examples/seed{seed}: final {run['history']['test_acc'][-1]:.2f}%", flush=True)
+    return 0
 
 
 def load_group(group: str, results: Path = RESULTS) -> dict[str, dict]:
@@ -325,7 +429,10 @@ def table_ablation(results: Path = RESULTS) -> str:
         hand = ", ".join(f"{r['overall_accuracy']:.2f} ({r['worst']:.1f}){_renderer_mark(r)}" for s in ABLATION_SEEDS
                          if (r := robustness.get(f"{name}-seed{s}")))
         if finals:
-            lines.append(f"| {name} | `{' '.join(flags)}` | {_each(finals)} | {_stats(finals)} | {hand or '-'} |")
+            shown = " ".join(flags).replace(" ".join(NO_ROBUSTNESS_LEVERS), "").replace("  ", " ").strip()
+            lines.append(f"| {name} | `{shown}` | {_each(finals)} | {_stats(finals)} | {hand or '-'} |")
+    lines.append(f"\nEvery row also has `{' '.join(NO_ROBUSTNESS_LEVERS)}`: the recipe before the robustness levers "
+                 f"(docs/robustness.md has their ablation).")
     if any(_renderer_mark(r) for r in robustness.values()):
         lines.append(f"\n{STALE_NOTE}")
     return "\n".join(lines)
@@ -475,10 +582,103 @@ def table_cluster(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files say otherwise)
+    "default recipe": "recipe",
+    "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
+    "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
+    "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
+}
+
+
+def _robust(run: dict) -> dict:
+    return run.get("robustness", {})
+
+
+def _mean(values) -> str:
+    values = list(values)
+    return _stats(values) if values else "-"
+
+
+def table_robustness(results: Path = RESULTS) -> str:
+    lines = ["| model | seeds | clean test acc (%) | MNIST-C mean (%) | MNIST-C worst (%) | handwriting: overall "
+             "(worst) (%) | not-a-digit set refused (%) | MNIST test digits refused (%) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row, group in ROBUST_ROWS.items():
+        runs = [r for r in load_group(group, results).values() if "robustness" in r]
+        if not runs:
+            continue
+        rob = [_robust(r) for r in runs]
+        worst = ", ".join(f"{x['mnist_c']['worst_acc']:.1f} ({x['mnist_c']['worst'].replace('_', ' ')})" for x in rob)
+        hand = ", ".join(f"{x['handwriting']['overall']:.2f} ({x['handwriting']['worst']:.1f})" for x in rob)
+        lines.append(f"| {row} | {', '.join(str(r.get('config', r).get('seed')) for r in runs)} | "
+                     f"{_each([final(r) for r in runs])} ({_mean(final(r) for r in runs)}) | "
+                     f"{_mean(x['mnist_c']['mean'] for x in rob)} | {worst} | {hand} | "
+                     f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)} | "
+                     f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
+    return "\n".join(lines)
+
+
+def table_mnist_c(results: Path = RESULTS) -> str:
+    from mnist_c import CORRUPTIONS
+
+    groups = {row: [_robust(r)["mnist_c"] for r in load_group(g, results).values() if "robustness" in r]
+              for row, g in ROBUST_ROWS.items()}
+    groups = {row: v for row, v in groups.items() if v}
+    lines = ["| corruption | " + " | ".join(row.split(" (")[0] for row in groups) + " |",
+             "|---|" + "---|" * len(groups)]
+    for name in CORRUPTIONS:
+        lines.append(f"| {name.replace('_', ' ')} | "
+                     + " | ".join(f"{statistics.mean(m['corruptions'][name] for m in v):.1f}" for v in groups.values())
+                     + " |")
+    lines.append("\nMean over the seeds of each row (table above); every corruption at the published default severity.")
+    return "\n".join(lines)
+
+
+def table_not_a_digit(results: Path = RESULTS) -> str:
+    runs = [r for r in load_group("recipe", results).values() if "robustness" in r]
+    if not runs:
+        return "(no results yet: `python experiments.py recipe`)"
+    kinds = list(_robust(runs[0])["not_a_digit"]["non_digits_refused"])
+    lines = ["| seed | " + " | ".join(kinds) + " | mean | MNIST test digits refused |",
+             "|---|" + "---|" * (len(kinds) + 2)]
+    for r in runs:
+        nd = _robust(r)["not_a_digit"]
+        lines.append(f"| {r['config']['seed']} | " + " | ".join(f"{nd['non_digits_refused'][k]:.1f}" for k in kinds)
+                     + f" | {nd['non_digits_refused_mean']:.1f} | {nd['mnist_test_refused']:.2f} |")
+    return "\n".join(lines)
+
+
+SCREEN_GROUPS = ("screen", "screen2", "screen3")
+
+
+def table_robust_screen(results: Path = RESULTS) -> str:
+    lines = ["| train.py flags (all: `--epochs 5 --holdout 5000`) | seeds | validation: clean | perturbed mean | "
+             "digits refused | generated non-digits refused | reported only: MNIST-C mean (worst) | "
+             "not-a-digit set refused |", "|---|---|---|---|---|---|---|---|"]
+    for group in SCREEN_GROUPS:
+        by_flags: dict[str, list[dict]] = {}
+        for run in load_group(group, results).values():
+            if "robustness" in run:
+                flags = run["command"].split("train.py ", 1)[1].rsplit(" --seed", 1)[0]
+                by_flags.setdefault(flags.replace("--epochs 5 --holdout 5000", "").strip() or "(old default)",
+                                    []).append(run)
+        for flags, runs in by_flags.items():
+            v = [_robust(r)["validation"] for r in runs]
+            c = [_robust(r)["mnist_c"] for r in runs]
+            lines.append(f"| `{flags}` | {', '.join(str(r['config']['seed']) for r in runs)} | "
+                         f"{_mean(x['accuracy']['clean'] for x in v)} | {_mean(x['perturbed_mean'] for x in v)} | "
+                         f"{_mean(x['digits_refused'] for x in v)} | {_mean(x['not_digits_refused'] for x in v)} | "
+                         f"{_mean(x['mean'] for x in c)} ({_mean(x['worst_acc'] for x in c)}) | "
+                         f"{_mean(_robust(r)['not_a_digit']['non_digits_refused_mean'] for r in runs)} |")
+    return "\n".join(lines)
+
+
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
-          "scale": table_scale, "cluster": table_cluster, "precision": table_precision}
+          "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
+          "robustness": table_robustness, "mnist_c": table_mnist_c, "not_a_digit": table_not_a_digit,
+          "robust_screen": table_robust_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 
 
@@ -490,7 +690,8 @@ def render_docs(text: str, results: Path = RESULTS) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: run a sweep (exit 1 if any run failed) or print/write the report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "flags", "report", "scale"))
+    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "recipe", "faithful", "flags", "examples",
+                                     "evaluate", "report", "scale"))
     p.add_argument("flag_sets", nargs="*", metavar="NAME FLAGS",
                    help="with `flags`: the results folder name, then one quoted train.py flag set per run")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0-4; ablation 0 1; flags: as given)")
@@ -515,6 +716,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.sweep == "scale":
         print(json.dumps(measure_scale()["by_workers"]))
         return 0
+    if a.sweep == "evaluate":  # NAME...: add robustness figures to finished runs of these groups
+        for group in a.flag_sets:
+            evaluate_group(group, a.results, a.data_dir)
+        return 0
+    if a.sweep == "examples":
+        return run_examples(tuple(a.seeds) if a.seeds else SEEDS, a.results, a.address, a.workers, a.data_dir)
     if a.sweep == "flags":
         if len(a.flag_sets) < 2:
             p.error("flags needs a name and at least one flag set: experiments.py flags NAME \"--epochs 3\" ...")

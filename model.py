@@ -24,6 +24,22 @@ SIZES = {
     "4k": (8, 8, 8, 10, 10, 10),  # 3,952
 }
 DEFAULT_SIZE = "15k"
+INPUT_NORMS = ("none", "minmax")
+DEFAULT_INPUT_NORM = "minmax"
+MIN_SPAN = 1.0  # normalised units (a third of black-to-white): fainter images are not stretched further, only noise is
+
+
+class MinMax(nn.Module):
+    """Stretch each image to span 0..1: a grey background or a faint pen then looks like MNIST's ink on black.
+
+    Works on the normalised input; BatchNorm after the first convolution absorbs the change of scale, so
+    clean MNIST digits (black background, white ink) are seen as before. No parameters.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        span = (x.amax(dim=(1, 2, 3), keepdim=True) - lo).clamp_min(MIN_SPAN)
+        return (x - lo) / span
 
 
 def block(c_in: int, c_out: int, padding: int = 0, dropout: float = 0.0) -> nn.Sequential:
@@ -37,11 +53,14 @@ def block(c_in: int, c_out: int, padding: int = 0, dropout: float = 0.0) -> nn.S
 class Net(nn.Module):
     """MNIST classifier of a named size: (N, 1, 28, 28) normalised float images -> (N, 10) log-probabilities."""
 
-    def __init__(self, size: str = DEFAULT_SIZE) -> None:
+    def __init__(self, size: str = DEFAULT_SIZE, input_norm: str = DEFAULT_INPUT_NORM) -> None:
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}: choose one of {', '.join(SIZES)}")
-        self.size = size
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"unknown input_norm {input_norm!r}: choose one of {', '.join(INPUT_NORMS)}")
+        self.size, self.input_norm = size, input_norm
+        self.norm = MinMax() if input_norm == "minmax" else nn.Identity()
         c0, c1, c2, c3, c4, c5 = SIZES[size]
         # Max-pool before BatchNorm/ReLU: ReLU commutes with the max, and normalising the pooled map
         # instead of the full one costs a quarter of the work.
@@ -78,7 +97,7 @@ class Net(nn.Module):
                 f"Net expects normalised float32 images, got dtype {x.dtype}. Convert uint8 pixels with "
                 f"datasets.normalize(x.float() / 255)."
             )
-        return F.log_softmax(self.head(self.features(self.stem(x))), dim=1)
+        return F.log_softmax(self.head(self.features(self.stem(self.norm(x)))), dim=1)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -28,6 +28,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
 MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank
+# Below this top probability the answer is "not a digit / not sure": chosen on held-out training digits and
+# generated non-digits (docs/robustness.md), never on the test digits or the non-digit evaluation set.
+REJECT_BELOW = 0.5
+NOT_A_DIGIT = "not a digit / not sure"
 
 
 class ImageError(ValueError):
@@ -40,7 +44,11 @@ class ImageError(ValueError):
 
 @dataclass
 class Prediction:
-    """One image's result: the digit, its probability, the top 3 and the 28x28 input the model saw."""
+    """One image's result: the digit, its probability, the top 3 and the 28x28 input the model saw.
+
+    `is_digit` is False when the model is not sure enough (top probability under REJECT_BELOW): drawings
+    that are not one digit (a letter, a scribble, "10") land here; `digit` is then only the best guess.
+    """
 
     path: str
     digit: int
@@ -48,10 +56,24 @@ class Prediction:
     top3: list[tuple[int, float]]
     image: torch.Tensor  # (28, 28) in [0, 1], white ink on black, as in MNIST
 
+    @property
+    def is_digit(self) -> bool:
+        return is_digit(self.probability)
+
+    @property
+    def verdict(self) -> str:
+        """The digit as text, or "not a digit / not sure"."""
+        return str(self.digit) if self.is_digit else NOT_A_DIGIT
+
     def to_dict(self) -> dict:
         """JSON-ready form (without the image)."""
-        return {"path": self.path, "digit": self.digit, "probability": round(self.probability, 4),
-                "top3": [[d, round(p, 4)] for d, p in self.top3]}
+        return {"path": self.path, "verdict": self.verdict, "is_digit": self.is_digit, "digit": self.digit,
+                "probability": round(self.probability, 4), "top3": [[d, round(p, 4)] for d, p in self.top3]}
+
+
+def is_digit(top_probability: float | torch.Tensor):
+    """Whether a top probability is high enough to name a digit (works on a tensor of them too)."""
+    return top_probability >= REJECT_BELOW
 
 
 def open_image(source: str | os.PathLike | Image.Image) -> Image.Image:
@@ -179,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r.to_dict()))
         else:
             alternatives = ", ".join(f"{d} {p:.1%}" for d, p in r.top3)
-            print(f"{f}: {r.digit} ({r.probability:.1%})  top 3: {alternatives}")
+            answer = f"{r.digit} ({r.probability:.1%})" if r.is_digit else f"{NOT_A_DIGIT} (best guess {r.digit}, " \
+                                                                          f"{r.probability:.1%})"
+            print(f"{f}: {answer}  top 3: {alternatives}")
     if failed:
         print(f"{failed} of {len(files)} input(s) could not be predicted", file=sys.stderr)
     return 1 if failed else 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from checkpoint import load_checkpoint, save_checkpoint
-from config import TrainConfig, add_config_arguments, config_from_args
+from config import FAST_ONLY, TrainConfig, add_config_arguments, config_from_args, flag
 from datasets import CorruptMNISTError, MNISTNotFoundError, ensure_mnist
 from model import Net, count_parameters
 from plots import plot_acc_loss, plot_confusion, plot_misclassified
@@ -48,10 +48,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     p.add_argument("--out", type=Path, default=None, help="output folder (default: a fresh runs/<model>-seed<SEED>)")
     p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
     a = p.parse_args(argv)
-    if a.pipeline not in (None, "fast") and a.stroke_prob is None:
-        a.stroke_prob = 0.0
-        print(f"note: --pipeline {a.pipeline} has no redrawn strokes, so --stroke-prob is 0 for this run",
-              file=sys.stderr)
+    if a.pipeline not in (None, "fast"):
+        off = [name for name in FAST_ONLY if getattr(a, name) is None and getattr(TrainConfig(), name)]
+        for name in off:
+            setattr(a, name, 0.0)
+        if off:
+            print(f"note: --pipeline {a.pipeline} has only the original augmentation, so "
+                  f"{', '.join(flag(name) for name in off)} are 0 for this run", file=sys.stderr)
     return config_from_args(p, a), a
 
 

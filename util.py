@@ -27,6 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 import datasets as _datasets
+from augment import NOT_A_DIGIT
 
 if not hasattr(_datasets, "load_data"):  # another package named `datasets` (e.g. Hugging Face's) came first
     raise ImportError(
@@ -165,11 +166,8 @@ def get_device(verbose: bool = True) -> torch.device:
 def build(cfg: TrainConfig, device: torch.device) -> tuple[Net, object, object]:
     """Seed, then make a fresh (model, train_loader, test_loader) for `cfg` on `device`."""
     set_seed(cfg.seed)
-    train_loader, test_loader = load_data(
-        cfg.batch_size, cfg.data_dir, seed=cfg.seed, pipeline=cfg.pipeline, device=device,
-        test_batch_size=cfg.test_batch_size, subset=cfg.subset, stroke_prob=cfg.stroke_prob,
-    )
-    return Net(cfg.model).to(device), train_loader, test_loader
+    train_loader, test_loader = load_data(**cfg.loader_args(), device=device)
+    return Net(cfg.model, cfg.input_norm).to(device), train_loader, test_loader
 
 
 def get_correct_pred_count(prediction: torch.Tensor, labels: torch.Tensor) -> int:
@@ -211,10 +209,26 @@ def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
 
 
 def training_criterion(cfg: TrainConfig) -> Callable:
-    """The training loss on log-probabilities: NLL, label-smoothed if cfg.label_smoothing > 0."""
+    """The training loss on log-probabilities: NLL, label-smoothed if cfg.label_smoothing > 0; with generated
+    non-digits in the batches (cfg.not_digits), plus their outlier-exposure term (`not_digit_loss`)."""
+    base = F.nll_loss
     if cfg.label_smoothing:  # cross_entropy's log_softmax leaves log-probabilities unchanged, so this is exact
-        return functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
-    return F.nll_loss
+        base = functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
+    if cfg.not_digits:
+        return functools.partial(not_digit_loss, base=base, weight=cfg.not_digit_weight)
+    return base
+
+
+def not_digit_loss(output: torch.Tensor, target: torch.Tensor, base: Callable = F.nll_loss,
+                   weight: float = 0.5) -> torch.Tensor:
+    """`base` on the digits, plus `weight` x the cross-entropy from the uniform distribution to the model's
+    output on the rows labelled NOT_A_DIGIT (outlier exposure, Hendrycks et al. 2019): the model learns to
+    spread its probability over a non-digit instead of naming one digit confidently."""
+    digit = target != NOT_A_DIGIT
+    loss = base(output[digit], target[digit])
+    if not digit.all():
+        loss = loss - weight * output[~digit].mean()
+    return loss
 
 
 class EpochResult(NamedTuple):
@@ -299,9 +313,10 @@ def train(model: nn.Module, device: torch.device | str, train_loader, optimizer:
             scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
-        loss_sum += value * len(target)
+        digits = int((target != NOT_A_DIGIT).sum())  # generated non-digits are not counted as images seen
+        loss_sum += value * digits
         correct += get_correct_pred_count(output, target)
-        seen += len(target)
+        seen += digits
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}", refresh=False)
         follow_free_cores(watch)
     bar.close()

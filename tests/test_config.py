@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 import train
-from config import ConfigError, TrainConfig, add_config_arguments, config_from_args, config_from_env, flag
+from config import FAST_ONLY, ConfigError, TrainConfig, add_config_arguments, config_from_args, config_from_env, flag
 
 
 @pytest.mark.parametrize("name, value", [
@@ -29,9 +29,12 @@ def test_every_field_has_a_rule_and_a_help_text():
 
 
 def test_redrawn_strokes_clash_with_the_torchvision_pipeline():
-    with pytest.raises(ConfigError, match="must be 0 with pipeline 'torchvision'"):
+    with pytest.raises(ConfigError, match="stroke_prob must be 0 with pipeline 'torchvision'"):
         TrainConfig(pipeline="torchvision")
-    assert TrainConfig(pipeline="torchvision", stroke_prob=0).stroke_prob == 0
+    off = dict.fromkeys(FAST_ONLY, 0)
+    with pytest.raises(ConfigError, match="noise must be 0 with pipeline 'torchvision'"):
+        TrainConfig(pipeline="torchvision", **{**off, "noise": 0.1})
+    assert TrainConfig(pipeline="torchvision", **off).stroke_prob == 0
 
 
 def parse(argv):

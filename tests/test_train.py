@@ -38,7 +38,8 @@ def test_train_py_writes_checkpoint_history_and_figures(data_dir, tmp_path, caps
 def test_torchvision_pipeline_runs_without_redrawn_strokes_and_says_so(data_dir, tmp_path, capsys):
     out = tmp_path / "tv"
     train.main([*TINY, "--pipeline", "torchvision", "--data-dir", str(data_dir), "--out", str(out)])
-    assert "--stroke-prob is 0 for this run" in capsys.readouterr().err
+    note = capsys.readouterr().err
+    assert "--stroke-prob, --shift, --elastic, --noise, --erase, --not-digits are 0 for this run" in note
     assert json.loads((out / "history.json").read_text())["config"]["stroke_prob"] == 0
     with pytest.raises(SystemExit):
         train.main([*TINY, "--pipeline", "torchvision", "--stroke-prob", "0.5", "--out", str(tmp_path / "x")])

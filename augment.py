@@ -1,0 +1,164 @@
+"""Generic perturbations for training, the non-digits the model learns to call "not a digit", and the
+validation perturbations the recipe is chosen on.
+
+Everything works on whole (B, 1, 28, 28) batches of images in [0, 1] with one torch.Generator, so the
+fast pipeline stays fast and a seed fixes every draw. None of these is one of MNIST-C's non-geometric
+corruptions or a near copy of one (docs/robustness.md says which is closest to which): MNIST-C stays a
+benchmark the recipe never saw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pens import frame_digits
+
+SIZE = 28
+NOT_A_DIGIT = -100  # the label of a generated non-digit: F.nll_loss ignores it, the recipe's loss uses it
+ELASTIC_GRID = 4  # the random displacement field is drawn on a 4x4 grid and smoothly upsampled: stroke-scale bends
+
+
+def warp(x: torch.Tensor, angle: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor | None = None,
+         field: torch.Tensor | None = None) -> torch.Tensor:
+    """One bilinear warp per image: rotate by `angle` (radians), scale the sampling grid by `zoom`, move by
+    `shift` (B, 2) pixels and bend by `field` (B, 28, 28, 2) pixels; black outside the image."""
+    cos, sin = torch.cos(angle).to(x.dtype) * zoom, torch.sin(angle).to(x.dtype) * zoom
+    tx = ty = torch.zeros_like(cos)
+    if shift is not None:  # grid_sample reads the input at the grid, so the picture moves the other way
+        tx, ty = -2 * shift[:, 0] / SIZE, -2 * shift[:, 1] / SIZE
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if field is not None:
+        grid = grid + field * (2 / SIZE)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_shift(b: int, max_px: float, g: torch.Generator, device) -> torch.Tensor:
+    """(B, 2) shifts drawn uniformly from [-max_px, max_px] along each axis."""
+    return (torch.rand(b, 2, generator=g, device=device) * 2 - 1) * max_px
+
+
+def elastic_field(b: int, max_px: float, g: torch.Generator, device) -> torch.Tensor:
+    """(B, 28, 28, 2) smooth random displacements of up to ~max_px pixels (Simard et al. 2003, coarse-grid form)."""
+    coarse = torch.rand(b, 2, ELASTIC_GRID, ELASTIC_GRID, generator=g, device=device) * 2 - 1
+    field = F.interpolate(coarse, size=(SIZE, SIZE), mode="bicubic", align_corners=True) * max_px
+    return field.permute(0, 2, 3, 1)
+
+
+def add_noise(x: torch.Tensor, max_std: float, g: torch.Generator) -> torch.Tensor:
+    """Half the images get additive Gaussian noise of a random strength in [0, max_std] (Rusak et al. 2020)."""
+    b = x.shape[0]
+    std = torch.rand(b, 1, 1, 1, generator=g, device=x.device) * max_std
+    std = std * (torch.rand(b, 1, 1, 1, generator=g, device=x.device) < 0.5)
+    return (x + std * torch.randn(x.shape, generator=g, device=x.device)).clamp_(0, 1)
+
+
+def erase(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2017): with `prob`, a rectangle of 2-25% of the image, aspect 1:3 to 3:1,
+    filled with black, white or uniform noise (a third each)."""
+    b, dev = x.shape[0], x.device
+    r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
+    area = (0.02 + 0.23 * r(b)) * SIZE * SIZE
+    aspect = torch.exp((r(b) * 2 - 1) * math.log(3))
+    h, w = (area * aspect).sqrt().clamp(1, SIZE), (area / aspect).sqrt().clamp(1, SIZE)
+    top, left = r(b) * (SIZE - h), r(b) * (SIZE - w)
+    rows = torch.arange(SIZE, device=dev).view(1, SIZE, 1)
+    cols = torch.arange(SIZE, device=dev).view(1, 1, SIZE)
+    inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + h).view(-1, 1, 1))
+              & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)))
+    inside = inside & (r(b) < prob).view(-1, 1, 1)
+    kind = (r(b) * 3).long().view(-1, 1, 1)  # 0 black, 1 white, 2 noise
+    fill = torch.where(kind == 2, r(b, SIZE, SIZE), (kind == 1).to(x.dtype).expand(b, SIZE, SIZE))
+    return torch.where(inside.unsqueeze(1), fill.unsqueeze(1), x)
+
+
+def segments_ink(points: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Draw the polylines `points` (B, K, 2) (column, row in pixels) with round pens of `width` (B,) px,
+    anti-aliased over one pixel -> (B, 1, 28, 28) ink in [0, 1]."""
+    rows, cols = torch.meshgrid(torch.arange(SIZE, dtype=points.dtype, device=points.device),
+                                torch.arange(SIZE, dtype=points.dtype, device=points.device), indexing="ij")
+    p = torch.stack([cols, rows], -1).view(1, 1, -1, 2)  # (1, 1, 784, 2)
+    a, b = points[:, :-1].unsqueeze(2), points[:, 1:].unsqueeze(2)  # (B, K-1, 1, 2)
+    ab = b - a
+    t = (((p - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-6)).clamp(0, 1)
+    dist = (p - (a + t.unsqueeze(-1) * ab)).norm(dim=-1).amin(1)  # (B, 784)
+    return (width.view(-1, 1) / 2 + 0.5 - dist).clamp(0, 1).view(-1, 1, SIZE, SIZE)
+
+
+def few_strokes(n: int, g: torch.Generator, device) -> torch.Tensor:
+    """`n` symbols of two or three separate strokes, each straight or bent (what letters and signs are made of)."""
+    r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
+    ink = torch.zeros(n, 1, SIZE, SIZE, device=device)
+    count = 2 + (r(n) < 0.5).long()
+    width = 1.5 + 2.5 * r(n)
+    for stroke in range(3):
+        ends = 4 + r(n, 2, 2) * 20
+        short = (ends[:, 1] - ends[:, 0]).norm(dim=-1, keepdim=True) < 8  # a dot or a tick: stretch it to 8 px
+        stretched = ends[:, 0] + 8 * F.normalize(ends[:, 1] - ends[:, 0] + 1e-3, dim=-1)
+        ends[:, 1] = torch.where(short, stretched, ends[:, 1])
+        mid = ends.mean(1)
+        normal = (ends[:, 1] - ends[:, 0]).flip(-1) * torch.tensor([-1.0, 1.0], device=device)
+        bend = (r(n, 1) * 2 - 1) * (r(n, 1) < 0.5)  # half of the strokes straight, half arcs
+        points = torch.stack([ends[:, 0], mid + 0.5 * bend * normal, ends[:, 1]], 1)
+        drawn = segments_ink(points, width) * (stroke < count).view(-1, 1, 1, 1)
+        ink = torch.maximum(ink, drawn)
+    return ink
+
+
+def not_digits(digits: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """`n` training non-digits in [0, 1]: scribbles, blobs, few-stroke symbols and two of the batch's digits side
+    by side, a quarter each. What people draw instead of one digit; the model learns to spread its probability
+    over them."""
+    dev = digits.device
+    r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
+    kind = torch.arange(n, device=dev) % 4
+    # Scribbles: 4-8 random points, a pen 1.5-4 px wide.
+    k = 8
+    points = 4 + r(n, k, 2) * 20
+    keep = torch.arange(k, device=dev).view(1, k) < (4 + (r(n) * 5).long()).view(-1, 1)
+    points = torch.where(keep.unsqueeze(-1), points, points[:, :1].expand(n, k, 2))  # unused points repeat the first
+    scribble = segments_ink(points, 1.5 + 2.5 * r(n))
+    # Blobs: a smooth random field, thresholded into one or a few filled shapes.
+    field = F.interpolate(r(n, 1, 5, 5), size=(SIZE, SIZE), mode="bicubic", align_corners=True)
+    window = torch.hann_window(SIZE + 2, periodic=False, device=dev)[1:-1]
+    field = field * (window.view(1, 1, -1, 1) * window.view(1, 1, 1, -1))
+    blob = ((field - 0.35 - 0.2 * r(n, 1, 1, 1)) * 8).clamp(0, 1)
+    # Two digits side by side, each squeezed to half width.
+    pairs = digits[torch.randint(len(digits), (n, 2), generator=g, device=dev)]  # (n, 2, 1, 28, 28)
+    halves = F.interpolate(pairs.flatten(0, 1), size=(SIZE, SIZE // 2), mode="bilinear", antialias=True,
+                           align_corners=False).view(n, 2, 1, SIZE, SIZE // 2)
+    side_by_side = torch.cat([halves[:, 0], halves[:, 1]], dim=-1)
+    out = torch.where((kind == 0).view(-1, 1, 1, 1), scribble, blob)
+    out = torch.where((kind == 2).view(-1, 1, 1, 1), side_by_side, out)
+    out = torch.where((kind == 3).view(-1, 1, 1, 1), few_strokes(n, g, dev), out)
+    return frame_digits(out[:, 0], 1)  # framed as MNIST frames a digit, and as predict.py and the app frame anything
+
+
+def validation_perturbations(x: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The perturbations a recipe is chosen on, applied to held-out training digits (B, 1, 28, 28) in [0, 1].
+
+    Generic changes of writing and imaging, at strengths training does not use; none is an MNIST-C corruption.
+    """
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    b = x.shape[0]
+    zero = torch.zeros(b, device=x.device)
+    ramp_angle = torch.rand(b, generator=g, device=x.device) * 2 * math.pi
+    rows, cols = torch.meshgrid(torch.linspace(-1, 1, SIZE, device=x.device),
+                                torch.linspace(-1, 1, SIZE, device=x.device), indexing="ij")
+    ramp = (torch.cos(ramp_angle).view(-1, 1, 1, 1) * cols + torch.sin(ramp_angle).view(-1, 1, 1, 1) * rows + 1.5) / 3
+    blur = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=x.device)
+    blur = (blur.view(1, -1) * blur.view(-1, 1) / 256).view(1, 1, 5, 5)
+    signs = torch.randint(0, 2, (b, 2), generator=g, device=x.device) * 2 - 1
+    return {
+        "noise": (x + 0.35 * torch.randn(x.shape, generator=g, device=x.device)).clamp(0, 1),
+        "dim on a gradient": (0.45 * x + 0.5 * ramp).clamp(0, 1),
+        "occluded": erase(x, 1.0, g),
+        "shifted 4 px": warp(x, zero, torch.ones(b, device=x.device), 4.0 * signs),
+        "bent": warp(x, zero, torch.ones(b, device=x.device), None, elastic_field(b, 3.0, g, x.device)),
+        "blurred": F.conv2d(x, blur, padding=2),
+        "thick pen": F.max_pool2d(x, 3, stride=1, padding=1),
+        "thin pen": -F.max_pool2d(F.pad(-x, (0, 1, 0, 1)), 2, stride=1),
+    }

@@ -1,0 +1,86 @@
+"""The generic augmentations, the generated non-digits and their loss, and the per-image input normalisation."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import augment
+from config import TrainConfig
+from datasets import load_data
+from model import Net
+from util import not_digit_loss, training_criterion
+
+
+@pytest.fixture(scope="module")
+def x(digits):
+    return torch.from_numpy(digits[0][:32]).float().div(255).unsqueeze(1)
+
+
+def test_shift_moves_a_digit_by_whole_pixels(x):
+    zero, one = torch.zeros(len(x)), torch.ones(len(x))
+    moved = augment.warp(x, zero, one, torch.tensor([[2.0, -1.0]]).expand(len(x), 2))
+    torch.testing.assert_close(moved[..., :27, 2:], x[..., 1:, :26], atol=1e-5, rtol=0)  # right 2, up 1
+
+
+def test_noise_and_erasing_keep_pixels_in_range_and_are_seeded(x):
+    for f in (lambda g: augment.add_noise(x, 0.5, g), lambda g: augment.erase(x, 1.0, g)):
+        a, b = f(torch.Generator().manual_seed(1)), f(torch.Generator().manual_seed(1))
+        torch.testing.assert_close(a, b)
+        assert a.min() >= 0 and a.max() <= 1 and (a != x).any()
+    untouched = augment.erase(x, 0.0, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(untouched, x)
+
+
+def test_generated_non_digits_are_framed_like_mnist_digits(x):
+    others = augment.not_digits(x, 40, torch.Generator().manual_seed(0))
+    assert others.shape == (40, 1, 28, 28) and others.min() >= 0 and others.max() <= 1
+    ink = others[:, 0] > 0.1
+    rows, cols = ink.any(2), ink.any(1)
+    extent = torch.maximum(rows.sum(1), cols.sum(1))
+    assert (extent <= 22).all() and (extent >= 15).float().mean() > 0.9  # longer side ~20 px, as MNIST frames
+
+
+def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_nothing(data_dir):
+    cfg = TrainConfig(subset=512, batch_size=64, not_digits=0.25)
+    train, _ = load_data(**cfg.loader_args())
+    data, target = next(iter(train))
+    assert data.shape[0] == 80 and (target[64:] == augment.NOT_A_DIGIT).all() and (target[:64] >= 0).all()
+    off = {name: 0 for name in ("shift", "elastic", "noise", "erase", "not_digits")}
+    plain, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0)
+    same, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0, **off)
+    for (a, ya), (b, yb) in zip(plain, same):
+        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(ya, yb)
+
+
+def test_not_digit_loss_is_nll_plus_the_distance_from_uniform():
+    logp = torch.log_softmax(torch.randn(6, 10), 1)
+    target = torch.tensor([3, 1, augment.NOT_A_DIGIT, 7, augment.NOT_A_DIGIT, 0])
+    digits = target != augment.NOT_A_DIGIT
+    expected = F.nll_loss(logp[digits], target[digits]) - 0.5 * logp[~digits].mean()
+    torch.testing.assert_close(not_digit_loss(logp, target, weight=0.5), expected)
+    uniform = torch.full((1, 10), -math.log(10))
+    assert math.isclose(float(not_digit_loss(torch.cat([logp[:1], uniform]),
+                                             torch.tensor([3, augment.NOT_A_DIGIT]), weight=1.0)),
+                        float(F.nll_loss(logp[:1], torch.tensor([3]))) + math.log(10), rel_tol=1e-6)
+    assert F.nll_loss(logp, target.clamp(min=0)).isfinite()  # the plain criterion of the course still works
+    assert training_criterion(TrainConfig(not_digits=0)) is F.nll_loss
+
+
+def test_minmax_input_norm_ignores_brightness_and_contrast(x):
+    torch.manual_seed(0)
+    model = Net(input_norm="minmax").eval()
+    normalised = (x - 0.1307) / 0.3081
+    dim_on_grey = ((0.4 * x + 0.5) - 0.1307) / 0.3081
+    torch.testing.assert_close(model(normalised), model(dim_on_grey), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="unknown input_norm 'max': choose one of none, minmax"):
+        Net(input_norm="max")
+
+
+def test_validation_perturbations_are_seeded_and_keep_the_shape(x):
+    a, b = augment.validation_perturbations(x, 0), augment.validation_perturbations(x, 0)
+    assert set(a) == set(b) and all(v.shape == x.shape for v in a.values())
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
