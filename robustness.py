@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,20 @@ def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
     return {"holdout": holdout, "accuracy": acc, "perturbed_mean": float(np.mean(perturbed)),
             "digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, x))).float().mean()),
             "not_digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, others))).float().mean())}
+
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@torch.no_grad()
+def threshold_choice(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
+    """For each candidate REJECT_BELOW: % of held-out training digits and % of generated non-digits refused."""
+    held = validation_digits(holdout, data_dir)
+    x = held.data.unsqueeze(1).float() / 255
+    others = augment.not_digits(x, VALIDATION_NOT_DIGITS, torch.Generator().manual_seed(VALIDATION_SEED))
+    digits, junk = nondigits.top_probability(model, x), nondigits.top_probability(model, others)
+    return {str(t): {"digits_refused": 100.0 * float((digits < t).float().mean()),
+                     "not_digits_refused": 100.0 * float((junk < t).float().mean())} for t in THRESHOLDS}
 
 
 def handwriting(model: torch.nn.Module, test_images: np.ndarray, test_labels: np.ndarray) -> dict:
@@ -122,10 +137,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.add_argument("--data-dir", default=None, help="MNIST root (default: $MNIST_DATA_DIR, else ./data)")
     p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument("--thresholds", action="store_true",
+                   help="only the validation refusal rates per candidate REJECT_BELOW (a model trained with --holdout)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     model, payload = load_checkpoint(a.checkpoint)
-    result = evaluate(model, payload["config"].get("holdout", 0), a.data_dir)
+    holdout = payload["config"].get("holdout", 0)
+    if a.thresholds and not holdout:
+        p.error(f"{a.checkpoint} was trained on every training digit: --thresholds needs one trained with --holdout")
+    result = threshold_choice(model, holdout, a.data_dir) if a.thresholds else evaluate(model, holdout, a.data_dir)
+    result["command"] = "python robustness.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(result, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1) + "\n")

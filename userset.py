@@ -212,14 +212,17 @@ def main(argv: list[str] | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         folder = a.keep or Path(tmp)
         files = write_userset(folder, test.data.numpy(), test.targets.numpy(), a.seed)
-        hits, by_suffix = 0, {}
+        hits, refused, by_suffix = 0, 0, {}
         for path, label in files:
-            ok = predict_image(model, path).digit == label
+            prediction = predict_image(model, path)
+            ok = prediction.digit == label
             hits += ok
+            refused += not prediction.is_digit
             s = by_suffix.setdefault(path.suffix, [0, 0])
             s[0], s[1] = s[0] + ok, s[1] + 1
     acc = 100 * hits / len(files)
-    result = {"images": len(files), "accuracy": round(acc, 2), "seed": a.seed, "checkpoint": a.checkpoint.name,
+    result = {"images": len(files), "accuracy": round(acc, 2), "refused": round(100 * refused / len(files), 2),
+              "seed": a.seed, "checkpoint": a.checkpoint.name,
               "by_format": {k: round(100 * h / n, 2) for k, (h, n) in sorted(by_suffix.items())}, "command": command,
               "renderer": RENDERER}
     print(json.dumps(result, indent=1))
