@@ -4,6 +4,7 @@
     python experiments.py frontier               # the default size at 3..9 epochs x seeds 0-4 -> results/frontier/
     python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
     python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
+    python experiments.py robust-ablation        # the default recipe without one robustness lever at a time
     python experiments.py faithful               # the seed-faithful recipe x seeds 0-4, the same figures
     python experiments.py examples               # pytorch/examples' network x seeds 0-4, the same figures
     python experiments.py flags NAME "--epochs 5" "--epochs 5 --lr 0.1"   # any train.py flag sets -> results/NAME/
@@ -85,6 +86,19 @@ ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on t
 EVALUATED = ("recipe", "faithful", "screen", "robust")  # sweeps (by prefix) whose runs also get robustness.py's figures
 
 
+# The default recipe's robustness levers, explicit, so the ablation's rows keep their meaning when a default moves.
+ROBUST_BASE = ["--epochs", "18", "--stroke-prob", "0.1", "--input-norm", "minmax", "--shift", "1", "--elastic", "1",
+               "--noise", "0.15", "--erase", "0.1", "--not-digits", "0.125"]
+ROBUST_ABLATION = {  # name -> train.py flags after ROBUST_BASE, with 5,000 training digits held out
+    "default": [],
+    "-minmax": ["--input-norm", "none"],
+    "-shift-elastic": ["--shift", "0", "--elastic", "0"],
+    "-noise": ["--noise", "0"],
+    "-erase": ["--erase", "0"],
+    "-not-digits": ["--not-digits", "0"],
+}
+
+
 def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list[str] = ()) -> dict[str, list[str]]:
     """The runs of a named sweep: result name -> train.py flags."""
     from model import SIZES
@@ -99,6 +113,9 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
         return {f"seed{s}": ["--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "faithful":
         return {f"seed{s}": [*FAITHFUL, "--seed", str(s)] for s in seeds or SEEDS}
+    if sweep == "robust-ablation":
+        return {f"{name}-seed{s}": [*ROBUST_BASE, *flags, "--holdout", "5000", "--seed", str(s)]
+                for name, flags in ROBUST_ABLATION.items() for s in seeds or ABLATION_SEEDS}
     if sweep == "ablation":
         return {f"{name}-seed{s}": [*flags, "--seed", str(s)] for name, flags in ABLATION.items()
                 for s in seeds or ABLATION_SEEDS}
@@ -692,6 +709,40 @@ def table_threshold(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def table_printed(results: Path = RESULTS) -> str:
+    variants = ("printed", "low-res scan", "pen-redrawn")
+    lines = ["| model | " + " | ".join(f"{v}: all (held-out faces)" for v in variants) + " |", "|---|---|---|---|"]
+    for row, group in ROBUST_ROWS.items():
+        runs = [_robust(r)["printed_digits"] for r in load_group(group, results).values()
+                if "printed_digits" in _robust(r)]
+        if runs:
+            lines.append(f"| {row.split(' (')[0]} | " + " | ".join(
+                f"{statistics.mean(p[v]['all'] for p in runs):.1f} "
+                f"({statistics.mean(p[v]['faces_odd_held_out'] for p in runs):.1f})" for v in variants) + " |")
+    note = "\nMean over each row's seeds; a digit answered \"not a digit / not sure\" counts as wrong."
+    return "\n".join([*lines, note])
+
+
+def table_robust_ablation(results: Path = RESULTS) -> str:
+    runs = load_group("robust-ablation", results)
+    lines = ["| variant (after the default's levers, `--holdout 5000`) | seeds | validation clean (%) | validation "
+             "perturbed (%) | test acc (%) | MNIST-C mean (worst) | not-a-digit set refused (%) | test digits "
+             "refused (%) |", "|---|---|---|---|---|---|---|---|"]
+    for name, flags in ROBUST_ABLATION.items():
+        rs = [r for s in ABLATION_SEEDS if (r := runs.get(f"{name}-seed{s}")) and "robustness" in r]
+        if not rs:
+            continue
+        rob = [_robust(r) for r in rs]
+        lines.append(f"| {name} `{' '.join(flags)}` | {', '.join(str(r['config']['seed']) for r in rs)} | "
+                     f"{_mean(x['validation']['accuracy']['clean'] for x in rob)} | "
+                     f"{_mean(x['validation']['perturbed_mean'] for x in rob)} | {_mean(final(r) for r in rs)} | "
+                     f"{_mean(x['mnist_c']['mean'] for x in rob)} ({_mean(x['mnist_c']['worst_acc'] for x in rob)}) | "
+                     f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)} | "
+                     f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
+    lines.append(f"\nEvery row starts from `{' '.join(ROBUST_BASE)}`.")
+    return "\n".join(lines)
+
+
 SCREEN_GROUPS = ("screen", "screen2", "screen3")
 
 
@@ -722,7 +773,8 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
           "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
-          "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen, "threshold": table_threshold}
+          "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen, "threshold": table_threshold,
+          "printed": table_printed, "robust_ablation": table_robust_ablation}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 
 
@@ -734,7 +786,8 @@ def render_docs(text: str, results: Path = RESULTS) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: run a sweep (exit 1 if any run failed) or print/write the report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "recipe", "faithful", "flags", "examples",
+    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "robust-ablation", "recipe", "faithful", "flags",
+                                     "examples",
                                      "evaluate", "report", "scale"))
     p.add_argument("flag_sets", nargs="*", metavar="NAME FLAGS",
                    help="with `flags`: the results folder name, then one quoted train.py flag set per run")
