@@ -163,7 +163,9 @@ def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT, concurrency: i
                     pad = gr.HTML("", html_template=PAD_TEMPLATE, css_template=PAD_CSS, js_on_load=PAD_JS,
                                   elem_id="pad")
                 with gr.Tab("Upload"):
-                    upload = gr.Image(label="Photo or scan", type="filepath", sources=["upload", "clipboard"])
+                    # A file box, not gr.Image: gr.Image decodes the upload itself and shows only "Error" for a
+                    # file that is not an image; here predict.py reads it and says what is wrong.
+                    upload = gr.File(label="Photo or scan of one digit", type="filepath", elem_id="upload")
                     upload_button = gr.Button("Recognise upload", variant="primary", elem_id="recognise-upload")
             with gr.Column():
                 message = gr.Markdown(DRAW_HINT, elem_id="verdict")

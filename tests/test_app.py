@@ -169,11 +169,9 @@ def test_digits_drawn_with_the_mouse_are_answered_live_in_a_real_browser(app_url
     Image.new("L", (64, 64), 255).save(blank)
     for path, expected in ((blank, "That image looks blank"), (notes, "Could not read that image")):
         before = page.locator("#verdict").inner_text()
-        page.locator("input[type=file]").first.set_input_files(str(path))
-        page.wait_for_timeout(500)
-        if page.locator("#recognise-upload").is_visible():
-            page.click("#recognise-upload")
+        page.locator("#upload input[type=file]").set_input_files(str(path))  # the upload event answers
         assert wait_for_verdict(page, before, "").startswith(expected)
+        page.locator("#upload button[aria-label='Clear']").first.click()
     hosts = {urlparse(u).hostname for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")}
     assert hosts <= {"127.0.0.1", "localhost"}, f"the page reached beyond this machine: {sorted(hosts)}"
     assert SCREENSHOT.read_bytes()[:4] == b"\x89PNG"
