@@ -96,6 +96,8 @@ ROBUST_ABLATION = {  # name -> train.py flags after ROBUST_BASE, with 5,000 trai
     "-noise": ["--noise", "0"],
     "-erase": ["--erase", "0"],
     "-not-digits": ["--not-digits", "0"],
+    "-all": ["--input-norm", "none", "--shift", "0", "--elastic", "0", "--noise", "0", "--erase", "0",
+             "--not-digits", "0"],  # the previous recipe, at 18 epochs
 }
 
 
@@ -610,6 +612,7 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
     "default recipe": "recipe",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
+    "without erasing and non-digits (`--erase 0 --not-digits 0`)": "robust-clean",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
 }
 

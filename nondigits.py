@@ -7,16 +7,12 @@ are a digit in many hands (O, I, l, S, Z, B, b, g, q, |, /, ...) are left out: r
 
 No training or tuning decision sees this set: training's non-digits (augment.not_digits) come from other
 generators, and predict.REJECT_BELOW is chosen on held-out training digits and those generated non-digits.
-
-    python nondigits.py --checkpoint checkpoints/s6.pt [--json results/nondigits.json]
+`python robustness.py --checkpoint PATH` prints a model's refusal rates with its other figures.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,37 +132,3 @@ def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor) -> dict:
     digits = top_probability(model, test_images.unsqueeze(1).float() / 255)
     return {"non_digits_refused": per, "non_digits_refused_mean": float(np.mean(list(per.values()))),
             "mnist_test_refused": 100.0 * float((~is_digit(digits)).float().mean())}
-
-
-def main(argv: list[str] | None = None) -> float:
-    """Print (and optionally write) a checkpoint's refusal rates; return the mean over non-digit kinds."""
-    from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-    from datasets import mnist_split
-    from predict import REJECT_BELOW
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    p.add_argument("--data-dir", default=None, help="MNIST root (default: $MNIST_DATA_DIR, else ./data)")
-    p.add_argument("--json", default=None, help="also write the figures to this file")
-    a = p.parse_args(argv)
-    torch.set_num_threads(1)
-    model, _ = load_checkpoint(a.checkpoint)
-    test = mnist_split(False, a.data_dir, download=False)
-    try:
-        result = refusal_rates(model, test.data)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return float("nan")
-    result.update(checkpoint=Path(a.checkpoint).name, reject_below=REJECT_BELOW)
-    for kind, rate in result["non_digits_refused"].items():
-        print(f"{kind:18s} {rate:6.1f}% refused")
-    print(f"mean over kinds {result['non_digits_refused_mean']:.1f}%; MNIST test digits refused "
-          f"{result['mnist_test_refused']:.2f}%")
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(result, indent=1) + "\n")
-    return result["non_digits_refused_mean"]
-
-
-if __name__ == "__main__":
-    main()
