@@ -108,10 +108,71 @@ def few_strokes(n: int, g: torch.Generator, device) -> torch.Tensor:
     return ink
 
 
-def not_digits(digits: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+# Hand-written capitals and signs as stroke skeletons (x right, y down, in a unit box): the shapes people send a
+# digit reader instead of a digit. Only part of the alphabet, so that the not-a-digit evaluation set (nondigits.py:
+# system fonts) has letters and signs training never drew (nondigits.UNSEEN says which).
+SKELETONS = {
+    "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.22, 0.6), (0.78, 0.6)]],
+    "E": [[(1, 0), (0, 0), (0, 1), (1, 1)], [(0, 0.5), (0.75, 0.5)]],
+    "F": [[(1, 0), (0, 0), (0, 1)], [(0, 0.5), (0.75, 0.5)]],
+    "H": [[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(0, 0.5), (1, 0.5)]],
+    "K": [[(0, 0), (0, 1)], [(1, 0), (0, 0.6)], [(0.3, 0.4), (1, 1)]],
+    "M": [[(0, 1), (0, 0), (0.5, 0.65), (1, 0), (1, 1)]],
+    "N": [[(0, 1), (0, 0), (1, 1), (1, 0)]],
+    "R": [[(0, 1), (0, 0), (0.7, 0), (0.95, 0.22), (0.7, 0.45), (0, 0.45)], [(0.35, 0.45), (1, 1)]],
+    "T": [[(0, 0), (1, 0)], [(0.5, 0), (0.5, 1)]],
+    "W": [[(0, 0), (0.25, 1), (0.5, 0.35), (0.75, 1), (1, 0)]],
+    "X": [[(0, 0), (1, 1)], [(1, 0), (0, 1)]],
+    "Y": [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
+    "e": [[(0.05, 0.55), (0.95, 0.55), (0.85, 0.25), (0.5, 0.1), (0.12, 0.3), (0.1, 0.75), (0.5, 1), (0.95, 0.85)]],
+    "h": [[(0, 0), (0, 1)], [(0, 0.6), (0.3, 0.4), (0.75, 0.4), (1, 0.6), (1, 1)]],
+    "m": [[(0, 1), (0, 0.3)], [(0, 0.45), (0.25, 0.3), (0.5, 0.45), (0.5, 1)], [(0.5, 0.45), (0.75, 0.3), (1, 0.45),
+                                                                              (1, 1)]],
+    "+": [[(0.5, 0.05), (0.5, 0.95)], [(0.05, 0.5), (0.95, 0.5)]],
+    "=": [[(0, 0.35), (1, 0.35)], [(0, 0.65), (1, 0.65)]],
+    "#": [[(0.4, 0), (0.3, 1)], [(0.75, 0), (0.65, 1)], [(0, 0.35), (1, 0.35)], [(0, 0.68), (1, 0.68)]],
+}
+
+
+def _skeleton_table() -> tuple[torch.Tensor, torch.Tensor]:
+    """SKELETONS as (glyphs, strokes, points, 2) coordinates, short strokes padded with their last point, and
+    a (glyphs, strokes) mask of the strokes that exist."""
+    n_strokes = max(len(s) for s in SKELETONS.values())
+    n_points = max(len(p) for s in SKELETONS.values() for p in s)
+    table = torch.zeros(len(SKELETONS), n_strokes, n_points, 2)
+    present = torch.zeros(len(SKELETONS), n_strokes, dtype=torch.bool)
+    for i, strokes in enumerate(SKELETONS.values()):
+        for j, points in enumerate(strokes):
+            points = torch.tensor(points, dtype=torch.float32)
+            table[i, j] = torch.cat([points, points[-1:].expand(n_points - len(points), 2)])
+            present[i, j] = True
+    return table, present
+
+
+def hand_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
+    """`n` of SKELETONS written by a random hand: each point moved a little, the glyph slanted, squeezed and
+    rotated at random, drawn with a round pen 1.5-4 px wide."""
+    r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
+    table, present = (t.to(device) for t in _skeleton_table())
+    pick = torch.randint(len(table), (n,), generator=g, device=device)
+    points = table[pick] + 0.05 * torch.randn(table[pick].shape, generator=g, device=device)  # (n, S, K, 2)
+    width, slant, angle = 0.5 + 0.5 * r(n), (r(n) * 2 - 1) * 0.25, (r(n) * 2 - 1) * 0.25
+    x, y = points[..., 0] - 0.5, points[..., 1] - 0.5
+    x = (x * width.view(-1, 1, 1) - slant.view(-1, 1, 1) * y)
+    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    pixels = 14 + 16 * torch.stack([cos * x - sin * y, sin * x + cos * y], -1)
+    pen = 1.5 + 2.5 * r(n)
+    ink = torch.zeros(n, 1, SIZE, SIZE, device=device)
+    for stroke in range(table.shape[1]):
+        drawn = segments_ink(pixels[:, stroke], pen) * present[pick, stroke].view(-1, 1, 1, 1)
+        ink = torch.maximum(ink, drawn)
+    return ink
+
+
+def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float = 0.0) -> torch.Tensor:
     """`n` training non-digits in [0, 1]: scribbles, blobs, few-stroke symbols and two of the batch's digits side
-    by side, a quarter each. What people draw instead of one digit; the model learns to spread its probability
-    over them."""
+    by side, a quarter each, of which a `letters` share is replaced by hand-written letters and signs. What people
+    draw instead of one digit; the model learns to spread its probability over them."""
     dev = digits.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
     kind = torch.arange(n, device=dev) % 4
@@ -134,6 +195,8 @@ def not_digits(digits: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor
     out = torch.where((kind == 0).view(-1, 1, 1, 1), scribble, blob)
     out = torch.where((kind == 2).view(-1, 1, 1, 1), side_by_side, out)
     out = torch.where((kind == 3).view(-1, 1, 1, 1), few_strokes(n, g, dev), out)
+    if letters:  # drawn only when asked, so runs without letters keep their random draws
+        out = torch.where((r(n) < letters).view(-1, 1, 1, 1), hand_letters(n, g, dev), out)
     return frame_digits(out[:, 0], 1)  # framed as MNIST frames a digit, and as predict.py and the app frame anything
 
 

@@ -265,7 +265,8 @@ class TensorLoader:
     Augmentation (training only): rotation and zoom always; `stroke_prob` of the digits redrawn with another
     pen; random shifts of up to `shift` px and elastic bends of up to `elastic` px; Gaussian noise of up to
     `noise` (std, on [0, 1] pixels) on half the images; random erasing with probability `erase`; and
-    `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT.
+    `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT, a
+    `not_digit_letters` share of them hand-written letters and signs.
     """
 
     def __init__(
@@ -282,6 +283,7 @@ class TensorLoader:
         noise: float = 0.0,
         erase: float = 0.0,
         not_digits: float = 0.0,
+        not_digit_letters: float = 0.0,
     ) -> None:
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
@@ -290,6 +292,7 @@ class TensorLoader:
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
         self.shift, self.elastic, self.noise, self.erase = shift, elastic, noise, erase
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
+        self.letters = not_digit_letters
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
@@ -321,7 +324,7 @@ class TensorLoader:
         if self.augment:
             x = augment_batch(x, generator, self.shift, self.elastic)
             if self.extra:
-                others = augment.not_digits(x, self.extra, generator)
+                others = augment.not_digits(x, self.extra, generator, self.letters)
                 x = torch.cat([x, others])
                 labels = torch.cat([labels, labels.new_full((self.extra,), augment.NOT_A_DIGIT)])
                 redrawn = torch.cat([redrawn, redrawn.new_zeros(self.extra)])
@@ -343,7 +346,8 @@ class TensorLoader:
         return x, labels, redrawn
 
 
-AUGMENTATION = ("shift", "elastic", "noise", "erase", "not_digits")  # TensorLoader's levers beyond stroke_prob
+# TensorLoader's levers beyond stroke_prob
+AUGMENTATION = ("shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters")
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -395,7 +399,8 @@ def load_data(
     original PIL transforms in a DataLoader with `num_workers` workers). `subset` keeps the first n
     images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
-    `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, not_digits; TensorLoader).
+    `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, not_digits,
+    not_digit_letters; TensorLoader).
     """
     unknown = set(augmentation) - set(AUGMENTATION)
     if unknown:

@@ -4,6 +4,8 @@
     python experiments.py frontier               # the default size at 3..9 epochs x seeds 0-4 -> results/frontier/
     python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
     python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
+    python experiments.py recipe-no-erase        # the default recipe without random erasing, the same
+    python experiments.py app                    # the shipped app model's recipe (APP) x seeds 0-4, the same
     python experiments.py robust-ablation        # the default recipe without one robustness lever at a time
     python experiments.py faithful               # the seed-faithful recipe x seeds 0-4, the same figures
     python experiments.py examples               # pytorch/examples' network x seeds 0-4, the same figures
@@ -83,10 +85,13 @@ ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on t
 }
 
 
-EVALUATED = ("recipe", "faithful", "screen", "robust")  # sweeps (by prefix) whose runs also get robustness.py's figures
+EVALUATED = ("recipe", "app", "faithful", "screen", "robust")  # sweeps (by prefix) whose runs get robustness figures
 
 
-# The default recipe's robustness levers, explicit, so the ablation's rows keep their meaning when a default moves.
+# The shipped app model: the default recipe plus generated non-digits, the lever that buys "not a digit / not sure"
+# and costs clean accuracy.
+APP = ["--not-digits", "0.125"]
+# The app model's levers, explicit, so the ablation's rows keep their meaning when a default moves.
 ROBUST_BASE = ["--epochs", "18", "--stroke-prob", "0.1", "--input-norm", "minmax", "--shift", "1", "--elastic", "1",
                "--noise", "0.15", "--erase", "0.1", "--not-digits", "0.125"]
 ROBUST_ABLATION = {  # name -> train.py flags after ROBUST_BASE, with 5,000 training digits held out
@@ -96,6 +101,8 @@ ROBUST_ABLATION = {  # name -> train.py flags after ROBUST_BASE, with 5,000 trai
     "-noise": ["--noise", "0"],
     "-erase": ["--erase", "0"],
     "-not-digits": ["--not-digits", "0"],
+    "-erase-not-digits": ["--erase", "0", "--not-digits", "0"],
+    "+letters": ["--not-digit-letters", "0.25"],
     "-all": ["--input-norm", "none", "--shift", "0", "--elastic", "0", "--noise", "0", "--erase", "0",
              "--not-digits", "0"],  # the previous recipe, at 18 epochs
 }
@@ -113,6 +120,10 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
                 for e in FRONTIER_EPOCHS for s in seeds or SEEDS}
     if sweep == "recipe":
         return {f"seed{s}": ["--seed", str(s)] for s in seeds or SEEDS}
+    if sweep == "recipe-no-erase":
+        return {f"seed{s}": ["--erase", "0", "--seed", str(s)] for s in seeds or SEEDS}
+    if sweep == "app":
+        return {f"seed{s}": [*APP, "--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "faithful":
         return {f"seed{s}": [*FAITHFUL, "--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "robust-ablation":
@@ -133,7 +144,7 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
 
 BEFORE_FIELD = {  # what runs recorded before a field existed did
     "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
-    "not_digits": 0.0, "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
+    "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
 }
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
 
@@ -458,27 +469,25 @@ def table_ablation(results: Path = RESULTS) -> str:
 
 
 def table_handwriting(results: Path = RESULTS) -> str:
-    """Handwriting conditions: the seed-faithful recipe (mean of its seeds), then seeds 0-4 of the default recipe
-    (seed 0 is the shipped checkpoint), as robustness.py measured them for experiments.py."""
-    faithful = [_robust(r)["handwriting"] for r in load_group("faithful", results).values() if "robustness" in r]
-    recipe = {f"seed {r['config']['seed']}": _robust(r)["handwriting"]
-              for r in load_group("recipe", results).values() if "robustness" in r}
-    if not recipe:
-        return "(no results yet: `python experiments.py recipe`)"
-    columns = {**({f"seed-faithful, mean of {len(faithful)}": None} if faithful else {}), **recipe}
+    """Handwriting conditions: the seed-faithful and the default recipe (means of their seeds), then seeds 0-4 of
+    the app model (seed 0 is the shipped checkpoint), as robustness.py measured them for experiments.py."""
+    def hands(group):
+        return [_robust(r)["handwriting"] for r in load_group(group, results).values() if "robustness" in r]
+
+    app = {f"app seed {r['config']['seed']}": _robust(r)["handwriting"]
+           for r in load_group("app", results).values() if "robustness" in r}
+    if not app:
+        return "(no results yet: `python experiments.py app`)"
+    columns = {f"{name}, mean of {len(h)}": h for name, group in (("seed-faithful", "faithful"), ("default", "recipe"))
+               if (h := hands(group))}
+    columns.update({k: [h] for k, h in app.items()})
     lines = ["| condition | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-
-    def cell(key, name):
-        if columns[key] is None:
-            return f"{statistics.mean(h['by_condition'][name] for h in faithful):.1f}"
-        return f"{columns[key]['by_condition'][name]:.1f}"
-
-    for name in next(iter(recipe.values()))["by_condition"]:
-        lines.append(f"| {name} | " + " | ".join(cell(k, name) for k in columns) + " |")
-    overall = [f"**{statistics.mean(h['overall'] for h in faithful):.2f}** "
-               f"({statistics.mean(h['worst'] for h in faithful):.1f})"] if faithful else []
-    overall += [f"**{h['overall']:.2f}** ({h['worst']:.1f})" for h in recipe.values()]
-    lines.append("| **overall** (worst) | " + " | ".join(overall) + " |")
+    for name in next(iter(app.values()))["by_condition"]:
+        lines.append(f"| {name} | " + " | ".join(f"{statistics.mean(h['by_condition'][name] for h in hs):.1f}"
+                                                 for hs in columns.values()) + " |")
+    lines.append("| **overall** (worst) | " + " | ".join(
+        f"**{statistics.mean(h['overall'] for h in hs):.2f}** ({statistics.mean(h['worst'] for h in hs):.1f})"
+        for hs in columns.values()) + " |")
     return "\n".join(lines)
 
 
@@ -494,13 +503,18 @@ def table_photos(results: Path = RESULTS) -> str:
 
 def table_hardware(results: Path = RESULTS) -> str:
     """Where each group of training runs was measured (from the result files themselves)."""
-    lines = ["| results | runs | CPU | torch | threads per run | runs side by side |", "|---|---|---|---|---|---|"]
-    for group in ("sizes", "frontier", "ablation", "precision"):
+    lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
+             "|---|---|---|---|---|---|---|"]
+    for group in ("sizes", "frontier", "ablation", "precision", "recipe", "recipe-no-erase", "app", "faithful",
+                  "examples", "robust-ablation"):
         runs = list(load_group(group, results).values())
         if runs:
             keys = sorted({(r["cpu"], r["torch"], r["threads"], r.get("runs_side_by_side")) for r in runs}, key=str)
             for cpu, torch, threads, side in keys:
-                lines.append(f"| `results/{group}/` | {len(runs)} | {cpu} | {torch} | {threads} | {side} |")
+                walls = [r["wall_seconds"] for r in runs if (r["cpu"], r["torch"], r["threads"],
+                                                             r.get("runs_side_by_side")) == (cpu, torch, threads, side)]
+                lines.append(f"| `results/{group}/` | {len(walls)} | {cpu} | {torch} | {threads} | {side} | "
+                             f"{statistics.median(walls):.0f} |")
     return "\n".join(lines)
 
 
@@ -610,9 +624,10 @@ def table_cluster(results: Path = RESULTS) -> str:
 
 ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files say otherwise)
     "default recipe": "recipe",
+    f"shipped app model (`{' '.join(APP)}`)": "app",
+    "default without random erasing (`--erase 0`)": "recipe-no-erase",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
-    "without erasing and non-digits (`--erase 0 --not-digits 0`)": "robust-clean",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
 }
 
@@ -646,23 +661,30 @@ def table_robustness(results: Path = RESULTS) -> str:
 
 
 def table_recipe(results: Path = RESULTS) -> str:
-    """The README's compact view of the default recipe's five seeds."""
-    runs = [r for r in load_group("recipe", results).values() if "robustness" in r]
-    if not runs:
-        return "(no results yet: `python experiments.py recipe`)"
-    lines = ["| seed | clean test acc (%) | MNIST-C mean / worst (%) | not-a-digit set refused (%) | test digits "
-             "refused (%) |", "|---|---|---|---|---|"]
-    for r in runs:
-        x = _robust(r)
-        lines.append(f"| {r['config']['seed']} | {final(r):.2f} | {x['mnist_c']['mean']:.1f} / "
-                     f"{x['mnist_c']['worst_acc']:.1f} | {x['not_a_digit']['non_digits_refused_mean']:.1f} | "
-                     f"{x['not_a_digit']['mnist_test_refused']:.2f} |")
-    finals = [final(r) for r in runs]
-    mean_c = statistics.mean(_robust(r)["mnist_c"]["mean"] for r in runs)
-    lines.append(f"| **mean** | **{_stats(finals)}** | {mean_c:.1f} "
-                 f"/ {min(_robust(r)['mnist_c']['worst_acc'] for r in runs):.1f} (min) | "
-                 f"{statistics.mean(_robust(r)['not_a_digit']['non_digits_refused_mean'] for r in runs):.1f} | "
-                 f"{statistics.mean(_robust(r)['not_a_digit']['mnist_test_refused'] for r in runs):.2f} |")
+    """The README's view: the default recipe and the shipped app model, seed by seed."""
+    recipe = {r["config"]["seed"]: r for r in load_group("recipe", results).values() if "robustness" in r}
+    app = {r["config"]["seed"]: r for r in load_group("app", results).values() if "robustness" in r}
+    if not recipe or not app:
+        return "(no results yet: `python experiments.py recipe` and `app`)"
+    lines = ["| seed | default: clean test acc (%) | MNIST-C mean / worst (%) | app model: clean test acc (%) | "
+             "MNIST-C mean / worst (%) | not-a-digit set refused (%) | test digits refused (%) |",
+             "|---|---|---|---|---|---|---|"]
+
+    def corrupted(runs):
+        return [(_robust(r)["mnist_c"]["mean"], _robust(r)["mnist_c"]["worst_acc"]) for r in runs]
+
+    for seed in sorted(recipe):
+        (cm, cw), (am, aw) = corrupted([recipe[seed]])[0], corrupted([app[seed]])[0]
+        nd = _robust(app[seed])["not_a_digit"]
+        lines.append(f"| {seed} | {final(recipe[seed]):.2f} | {cm:.1f} / {cw:.1f} | {final(app[seed]):.2f} | "
+                     f"{am:.1f} / {aw:.1f} | {nd['non_digits_refused_mean']:.1f} | {nd['mnist_test_refused']:.2f} |")
+    rc, ac = corrupted(recipe.values()), corrupted(app.values())
+    lines.append(f"| **mean** | **{_stats([final(r) for r in recipe.values()])}** | "
+                 f"{statistics.mean(m for m, _ in rc):.1f} / {min(w for _, w in rc):.1f} (min) | "
+                 f"**{_stats([final(r) for r in app.values()])}** | "
+                 f"{statistics.mean(m for m, _ in ac):.1f} / {min(w for _, w in ac):.1f} (min) | "
+                 f"{statistics.mean(_robust(r)['not_a_digit']['non_digits_refused_mean'] for r in app.values()):.1f} | "
+                 f"{statistics.mean(_robust(r)['not_a_digit']['mnist_test_refused'] for r in app.values()):.2f} |")
     return "\n".join(lines)
 
 
@@ -683,9 +705,9 @@ def table_mnist_c(results: Path = RESULTS) -> str:
 
 
 def table_not_a_digit(results: Path = RESULTS) -> str:
-    runs = [r for r in load_group("recipe", results).values() if "robustness" in r]
+    runs = [r for r in load_group("app", results).values() if "robustness" in r]
     if not runs:
-        return "(no results yet: `python experiments.py recipe`)"
+        return "(no results yet: `python experiments.py app`)"
     kinds = list(_robust(runs[0])["not_a_digit"]["non_digits_refused"])
     lines = ["| seed | " + " | ".join(kinds) + " | mean | MNIST test digits refused |",
              "|---|" + "---|" * (len(kinds) + 2)]
@@ -728,9 +750,10 @@ def table_printed(results: Path = RESULTS) -> str:
 
 def table_robust_ablation(results: Path = RESULTS) -> str:
     runs = load_group("robust-ablation", results)
-    lines = ["| variant (after the default's levers, `--holdout 5000`) | seeds | validation clean (%) | validation "
-             "perturbed (%) | test acc (%) | MNIST-C mean (worst) | not-a-digit set refused (%) | test digits "
-             "refused (%) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant (after the app model's levers, `--holdout 5000`) | seeds | validation clean (%) | validation "
+             "perturbed (%) | validation: digits / generated non-digits refused (%) | reported only: test acc (%) | "
+             "MNIST-C mean (worst) | not-a-digit set refused (%) | of it, glyphs outside training's alphabet (%) | "
+             "test digits refused (%) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, flags in ROBUST_ABLATION.items():
         rs = [r for s in ABLATION_SEEDS if (r := runs.get(f"{name}-seed{s}")) and "robustness" in r]
         if not rs:
@@ -738,9 +761,12 @@ def table_robust_ablation(results: Path = RESULTS) -> str:
         rob = [_robust(r) for r in rs]
         lines.append(f"| {name} `{' '.join(flags)}` | {', '.join(str(r['config']['seed']) for r in rs)} | "
                      f"{_mean(x['validation']['accuracy']['clean'] for x in rob)} | "
-                     f"{_mean(x['validation']['perturbed_mean'] for x in rob)} | {_mean(final(r) for r in rs)} | "
+                     f"{_mean(x['validation']['perturbed_mean'] for x in rob)} | "
+                     f"{_mean(x['validation']['digits_refused'] for x in rob)} / "
+                     f"{_mean(x['validation']['not_digits_refused'] for x in rob)} | {_mean(final(r) for r in rs)} | "
                      f"{_mean(x['mnist_c']['mean'] for x in rob)} ({_mean(x['mnist_c']['worst_acc'] for x in rob)}) | "
                      f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)} | "
+                     f"{_mean(u for x in rob if (u := x['not_a_digit'].get('unseen_glyphs_refused')) is not None)} | "
                      f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
     lines.append(f"\nEvery row starts from `{' '.join(ROBUST_BASE)}`.")
     return "\n".join(lines)
@@ -789,9 +815,8 @@ def render_docs(text: str, results: Path = RESULTS) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: run a sweep (exit 1 if any run failed) or print/write the report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "robust-ablation", "recipe", "faithful", "flags",
-                                     "examples",
-                                     "evaluate", "report", "scale"))
+    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "robust-ablation", "recipe", "recipe-no-erase",
+                                     "app", "faithful", "flags", "examples", "evaluate", "report", "scale"))
     p.add_argument("flag_sets", nargs="*", metavar="NAME FLAGS",
                    help="with `flags`: the results folder name, then one quoted train.py flag set per run")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0-4; ablation 0 1; flags: as given)")

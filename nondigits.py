@@ -6,7 +6,9 @@ centre lines with random pens), scribbles, blobs, and two MNIST test digits side
 are a digit in many hands (O, I, l, S, Z, B, b, g, q, |, /, ...) are left out: refusing them would be wrong.
 
 No training or tuning decision sees this set: training's non-digits (augment.not_digits) come from other
-generators, and predict.REJECT_BELOW is chosen on held-out training digits and those generated non-digits.
+generators (its hand-written letters from stroke skeletons of part of the alphabet; `unseen_glyphs_refused`
+counts the font letters and signs outside that part), and predict.REJECT_BELOW is chosen on held-out training
+digits and those generated non-digits.
 `python robustness.py --checkpoint PATH` prints a model's refusal rates with its other figures.
 """
 
@@ -25,6 +27,7 @@ from pens import centre_lines, frame_digits, redraw_strokes
 
 LETTERS = "ACDEFHJKLMNPQRTUVWXYacdefhkmnprtuvwxy"  # no O o I i l j S s Z z B b G g q: digits in some hands
 SYMBOLS = "+-=×÷?!#%&@*<>$~^{}"
+UNSEEN = "".join(c for c in LETTERS + SYMBOLS if c not in augment.SKELETONS)  # never drawn by training's hands
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
 MAX_FONTS = 12
 PER_KIND = 200  # generated items per generated kind (scribbles, blobs, pairs)
@@ -130,5 +133,7 @@ def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor) -> dict:
     per = {kind: 100.0 * float((~is_digit(top_probability(model, x))).float().mean())
            for kind, x in evaluation_set(test_images).items()}
     digits = top_probability(model, test_images.unsqueeze(1).float() / 255)
+    unseen = top_probability(model, glyphs(UNSEEN))
     return {"non_digits_refused": per, "non_digits_refused_mean": float(np.mean(list(per.values()))),
+            "unseen_glyphs_refused": 100.0 * float((~is_digit(unseen)).float().mean()),
             "mnist_test_refused": 100.0 * float((~is_digit(digits)).float().mean())}

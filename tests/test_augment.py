@@ -42,12 +42,25 @@ def test_generated_non_digits_are_framed_like_mnist_digits(x):
     assert (extent <= 22).all() and (extent >= 15).float().mean() > 0.9  # longer side ~20 px, as MNIST frames
 
 
+def test_hand_letters_draw_every_skeleton_and_a_zero_share_draws_nothing_new(x):
+    g = torch.Generator().manual_seed(0)
+    letters = augment.hand_letters(200, g, "cpu")
+    assert letters.shape == (200, 1, 28, 28) and letters.min() >= 0 and letters.max() <= 1
+    assert (letters.flatten(1).amax(1) > 0.9).all()  # every one has ink
+    table, present = augment._skeleton_table()
+    assert present.sum(1).tolist() == [len(strokes) for strokes in augment.SKELETONS.values()]
+    plain = augment.not_digits(x, 40, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=0.0), plain)
+    mixed = augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=1.0)
+    assert not torch.equal(mixed, plain) and mixed.shape == plain.shape
+
+
 def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_nothing(data_dir):
     cfg = TrainConfig(subset=512, batch_size=64, not_digits=0.25)
     train, _ = load_data(**cfg.loader_args())
     data, target = next(iter(train))
     assert data.shape[0] == 80 and (target[64:] == augment.NOT_A_DIGIT).all() and (target[:64] >= 0).all()
-    off = {name: 0 for name in ("shift", "elastic", "noise", "erase", "not_digits")}
+    off = {name: 0 for name in ("shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters")}
     plain, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0)
     same, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0, **off)
     for (a, ya), (b, yb) in zip(plain, same):

@@ -28,8 +28,8 @@ def test_checkpoints_rebuild_whichever_size_they_hold(tmp_path):
 def test_shipped_checkpoint_is_weights_only_and_described():
     payload = torch.load(DEFAULT_CHECKPOINT, weights_only=True)
     assert payload["arch"] == "Net" and payload["parameters"] == 15_248 and payload["format"] == FORMAT
-    # It is the seed-0 run of the default recipe's five-seed sweep, whose result file describes it.
-    described = json.loads((DEFAULT_CHECKPOINT.parent.parent / "results" / "recipe" / "seed0.json").read_text())
+    # It is the seed-0 run of the app model's five-seed sweep, whose result file describes it.
+    described = json.loads((DEFAULT_CHECKPOINT.parent.parent / "results" / "app" / "seed0.json").read_text())
     assert payload["history"]["test_acc"] == described["history"]["test_acc"]
     assert payload["config"] == {**described["config"], "data_dir": payload["config"]["data_dir"]}
     assert DEFAULT_CHECKPOINT.stat().st_size < 200_000
