@@ -108,7 +108,7 @@ def few_strokes(n: int, g: torch.Generator, device) -> torch.Tensor:
     return ink
 
 
-# Hand-written capitals and signs as stroke skeletons (x right, y down, in a unit box): the shapes people send a
+# Hand-written letters and signs as stroke skeletons (x right, y down, in a unit box): the shapes people send a
 # digit reader instead of a digit. Only part of the alphabet, so that the not-a-digit evaluation set (nondigits.py:
 # system fonts) has letters and signs training never drew (nondigits.UNSEEN says which).
 SKELETONS = {

@@ -509,10 +509,11 @@ def table_hardware(results: Path = RESULTS) -> str:
                   "examples", "robust-ablation"):
         runs = list(load_group(group, results).values())
         if runs:
-            keys = sorted({(r["cpu"], r["torch"], r["threads"], r.get("runs_side_by_side")) for r in runs}, key=str)
-            for cpu, torch, threads, side in keys:
-                walls = [r["wall_seconds"] for r in runs if (r["cpu"], r["torch"], r["threads"],
-                                                             r.get("runs_side_by_side")) == (cpu, torch, threads, side)]
+            def machine(r):
+                return r["cpu"], r.get("torch", "-"), r.get("threads", 1), r.get("runs_side_by_side", "-")
+
+            for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
+                walls = [r["wall_seconds"] for r in runs if machine(r) == (cpu, torch, threads, side)]
                 lines.append(f"| `results/{group}/` | {len(walls)} | {cpu} | {torch} | {threads} | {side} | "
                              f"{statistics.median(walls):.0f} |")
     return "\n".join(lines)
