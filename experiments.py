@@ -6,7 +6,7 @@
     python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
     python experiments.py recipe-no-erase        # the default recipe without random erasing, the same
     python experiments.py app                    # the shipped app model's recipe (APP) x seeds 0-4, the same
-    python experiments.py robust-ablation        # the default recipe without one robustness lever at a time
+    python experiments.py robust-ablation        # the app model's recipe without (or with) one lever at a time
     python experiments.py faithful               # the seed-faithful recipe x seeds 0-4, the same figures
     python experiments.py examples               # pytorch/examples' network x seeds 0-4, the same figures
     python experiments.py flags NAME "--epochs 5" "--epochs 5 --lr 0.1"   # any train.py flag sets -> results/NAME/
@@ -503,15 +503,15 @@ def table_photos(results: Path = RESULTS) -> str:
 
 def table_hardware(results: Path = RESULTS) -> str:
     """Where each group of training runs was measured (from the result files themselves)."""
+    def machine(r):  # pytorch/examples' runs record no torch version or side-by-side count
+        return r["cpu"], r.get("torch", "-"), r.get("threads", 1), r.get("runs_side_by_side", "-")
+
     lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
              "|---|---|---|---|---|---|---|"]
     for group in ("sizes", "frontier", "ablation", "precision", "recipe", "recipe-no-erase", "app", "faithful",
                   "examples", "robust-ablation"):
         runs = list(load_group(group, results).values())
         if runs:
-            def machine(r):
-                return r["cpu"], r.get("torch", "-"), r.get("threads", 1), r.get("runs_side_by_side", "-")
-
             for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
                 walls = [r["wall_seconds"] for r in runs if machine(r) == (cpu, torch, threads, side)]
                 lines.append(f"| `results/{group}/` | {len(walls)} | {cpu} | {torch} | {threads} | {side} | "

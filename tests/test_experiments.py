@@ -57,7 +57,10 @@ def test_sweep_writes_results_skips_them_again_reruns_what_is_missing_and_report
 
 def test_interrupted_sweep_keeps_finished_runs_and_completes_on_restart(data_dir, tmp_path):
     flag_sets = [f"--epochs 2 --subset 3000 --seed {s}" for s in range(4)]
-    proc = sweep(tmp_path, *flag_sets, "--workers", "1", start_new_session=True)
+    # A sweep in a terminal's foreground: Ctrl-C reaches it even when this test run was started in the background
+    # of a script, whose children inherit an ignored SIGINT.
+    proc = sweep(tmp_path, *flag_sets, "--workers", "1", start_new_session=True,
+                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     folder = tmp_path / "tiny"
     deadline = time.monotonic() + 300
     while not (folder.exists() and any(folder.glob("*.json"))):
