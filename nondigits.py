@@ -130,10 +130,13 @@ def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor) -> dict:
     """% refused ("not a digit / not sure") per non-digit kind and overall, and % of MNIST test digits refused."""
     from predict import is_digit
 
-    per = {kind: 100.0 * float((~is_digit(top_probability(model, x))).float().mean())
-           for kind, x in evaluation_set(test_images).items()}
+    top = {kind: top_probability(model, x) for kind, x in evaluation_set(test_images).items()}
+    per = {kind: 100.0 * float((~is_digit(p)).float().mean()) for kind, p in top.items()}
     digits = top_probability(model, test_images.unsqueeze(1).float() / 255)
-    unseen = top_probability(model, glyphs(UNSEEN))
+    # The font glyphs training's hand-written letters never drew (glyphs() renders every char in every font).
+    fonts_glyphs = torch.cat([top["letters (fonts)"], top["symbols (fonts)"]])
+    chars = [c for text in (LETTERS, SYMBOLS) for _ in fonts() for c in text]
+    unseen = fonts_glyphs[torch.tensor([c in UNSEEN for c in chars])]
     return {"non_digits_refused": per, "non_digits_refused_mean": float(np.mean(list(per.values()))),
             "unseen_glyphs_refused": 100.0 * float((~is_digit(unseen)).float().mean()),
             "mnist_test_refused": 100.0 * float((~is_digit(digits)).float().mean())}
