@@ -9,6 +9,7 @@ benchmark the recipe never saw.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -134,9 +135,10 @@ SKELETONS = {
 }
 
 
+@functools.cache  # built once, not per batch
 def _skeleton_table() -> tuple[torch.Tensor, torch.Tensor]:
     """SKELETONS as (glyphs, strokes, points, 2) coordinates, short strokes padded with their last point, and
-    a (glyphs, strokes) mask of the strokes that exist."""
+    a (glyphs, strokes) mask of the strokes that exist (read-only)."""
     n_strokes = max(len(s) for s in SKELETONS.values())
     n_points = max(len(p) for s in SKELETONS.values() for p in s)
     table = torch.zeros(len(SKELETONS), n_strokes, n_points, 2)

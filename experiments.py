@@ -671,15 +671,15 @@ def table_recipe(results: Path = RESULTS) -> str:
              "MNIST-C mean / worst (%) | not-a-digit set refused (%) | test digits refused (%) |",
              "|---|---|---|---|---|---|---|"]
 
-    def corrupted(runs):
-        return [(_robust(r)["mnist_c"]["mean"], _robust(r)["mnist_c"]["worst_acc"]) for r in runs]
+    def corrupted(run):
+        return _robust(run)["mnist_c"]["mean"], _robust(run)["mnist_c"]["worst_acc"]
 
     for seed in sorted(recipe):
-        (cm, cw), (am, aw) = corrupted([recipe[seed]])[0], corrupted([app[seed]])[0]
+        (cm, cw), (am, aw) = corrupted(recipe[seed]), corrupted(app[seed])
         nd = _robust(app[seed])["not_a_digit"]
         lines.append(f"| {seed} | {final(recipe[seed]):.2f} | {cm:.1f} / {cw:.1f} | {final(app[seed]):.2f} | "
                      f"{am:.1f} / {aw:.1f} | {nd['non_digits_refused_mean']:.1f} | {nd['mnist_test_refused']:.2f} |")
-    rc, ac = corrupted(recipe.values()), corrupted(app.values())
+    rc, ac = [corrupted(r) for r in recipe.values()], [corrupted(r) for r in app.values()]
     lines.append(f"| **mean** | **{_stats([final(r) for r in recipe.values()])}** | "
                  f"{statistics.mean(m for m, _ in rc):.1f} / {min(w for _, w in rc):.1f} (min) | "
                  f"**{_stats([final(r) for r in app.values()])}** | "

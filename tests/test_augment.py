@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import augment
 from config import TrainConfig
-from datasets import load_data
+from datasets import AUGMENTATION, load_data
 from model import Net
 from util import not_digit_loss, training_criterion
 
@@ -60,7 +60,7 @@ def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_no
     train, _ = load_data(**cfg.loader_args())
     data, target = next(iter(train))
     assert data.shape[0] == 80 and (target[64:] == augment.NOT_A_DIGIT).all() and (target[:64] >= 0).all()
-    off = {name: 0 for name in ("shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters")}
+    off = dict.fromkeys(AUGMENTATION, 0)
     plain, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0)
     same, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0, **off)
     for (a, ya), (b, yb) in zip(plain, same):
