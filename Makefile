@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev  ## lint, then every test on the real MNIST files (
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-test-fast: $(VENV)/.installed-dev  ## the tests without the slow tier (browser, notebook, ONNX, Ray): under a minute
+test-fast: $(VENV)/.installed-dev  ## the tests without the slow tier (browser, notebook, ONNX, Ray): about a minute
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(VENV)/.installed-dev  ## the drawing app on http://127.0.0.1:7860 (offline; ARGS="--port 8000 --checkpoint PATH")

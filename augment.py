@@ -57,9 +57,9 @@ def add_noise(x: torch.Tensor, max_std: float, g: torch.Generator) -> torch.Tens
     return (x + std * torch.randn(x.shape, generator=g, device=x.device)).clamp_(0, 1)
 
 
-def erase(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
+def erase(x: torch.Tensor, prob: float, g: torch.Generator, dark: float = 0.0) -> torch.Tensor:
     """Random erasing (Zhong et al. 2017): with `prob`, a rectangle of 2-25% of the image, aspect 1:3 to 3:1,
-    filled with black, white or uniform noise (a third each)."""
+    filled with black, white or uniform noise (a third each); with `dark`, that share of them black whatever drawn."""
     b, dev = x.shape[0], x.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
     area = (0.02 + 0.23 * r(b)) * SIZE * SIZE
@@ -72,6 +72,8 @@ def erase(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
               & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)))
     inside = inside & (r(b) < prob).view(-1, 1, 1)
     kind = (r(b) * 3).long().view(-1, 1, 1)  # 0 black, 1 white, 2 noise
+    if dark:  # drawn only when asked, so runs without it keep their random stream
+        kind = torch.where((r(b) < dark).view(-1, 1, 1), 0, kind)
     fill = torch.where(kind == 2, r(b, SIZE, SIZE), (kind == 1).to(x.dtype).expand(b, SIZE, SIZE))
     return torch.where(inside.unsqueeze(1), fill.unsqueeze(1), x)
 

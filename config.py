@@ -20,7 +20,7 @@ from model import DEFAULT_INPUT_NORM, DEFAULT_SIZE, INPUT_NORMS, SIZES
 PIPELINES = ("fast", "torchvision")
 PRECISIONS = ("float32", "bfloat16")
 # The augmentations of the fast pipeline
-FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters")
+FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -53,6 +53,8 @@ class TrainConfig:
                               "images (fast pipeline): sensors and scans are noisy")
     erase: float = lever(0.1, "share of images with a random rectangle erased to black, white or noise (fast "
                               "pipeline): parts of real digits are hidden or smudged")
+    erase_dark: float = lever(0.0, "share of the erased rectangles filled black whatever fill was drawn: a white "
+                                   "or noise patch on a digit can add ink that reads as another digit")
     not_digits: float = lever(0.0, "generated non-digits (scribbles, blobs, symbols, two digits) added per batch, as "
                                    "a share of the batch size (fast pipeline): teaches the model to say 'not a digit'; "
                                    "costs clean accuracy: off by default, on in the shipped app model "
@@ -131,6 +133,7 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "elastic": (lambda v: _is_number(v) and 0 <= v <= 8, "a number of pixels in [0, 8]"),
     "noise": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "erase": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "erase_dark": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digits": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digit_letters": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digit_weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),

@@ -264,7 +264,8 @@ class TensorLoader:
 
     Augmentation (training only): rotation and zoom always; `stroke_prob` of the digits redrawn with another
     pen; random shifts of up to `shift` px and elastic bends of up to `elastic` px; Gaussian noise of up to
-    `noise` (std, on [0, 1] pixels) on half the images; random erasing with probability `erase`; and
+    `noise` (std, on [0, 1] pixels) on half the images; random erasing with probability `erase` (`erase_dark`: the
+    share of its rectangles filled black whatever fill was drawn); and
     `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT, a
     `not_digit_letters` share of them hand-written letters and signs.
     """
@@ -282,6 +283,7 @@ class TensorLoader:
         elastic: float = 0.0,
         noise: float = 0.0,
         erase: float = 0.0,
+        erase_dark: float = 0.0,
         not_digits: float = 0.0,
         not_digit_letters: float = 0.0,
     ) -> None:
@@ -290,7 +292,7 @@ class TensorLoader:
         self.images = dataset.data.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
         self.labels = dataset.targets.to(self.device)
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
-        self.shift, self.elastic, self.noise, self.erase = shift, elastic, noise, erase
+        self.shift, self.elastic, self.noise, self.erase, self.erase_dark = shift, elastic, noise, erase, erase_dark
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
         self.letters = not_digit_letters
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
@@ -331,7 +333,7 @@ class TensorLoader:
             if self.noise:
                 x = augment.add_noise(x, self.noise, generator)
             if self.erase:
-                x = augment.erase(x, self.erase, generator)
+                x = augment.erase(x, self.erase, generator, self.erase_dark)
         return normalize(x), labels, redrawn
 
     def preview(self, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -347,7 +349,7 @@ class TensorLoader:
 
 
 # TensorLoader's levers beyond stroke_prob
-AUGMENTATION = ("shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters")
+AUGMENTATION = ("shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters")
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -399,7 +401,7 @@ def load_data(
     original PIL transforms in a DataLoader with `num_workers` workers). `subset` keeps the first n
     images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
-    `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, not_digits,
+    `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, erase_dark, not_digits,
     not_digit_letters; TensorLoader).
     """
     unknown = set(augmentation) - set(AUGMENTATION)

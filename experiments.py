@@ -103,6 +103,7 @@ ROBUST_ABLATION = {  # name -> train.py flags after ROBUST_BASE, with 5,000 trai
     "-not-digits": ["--not-digits", "0"],
     "-erase-not-digits": ["--erase", "0", "--not-digits", "0"],
     "+letters": ["--not-digit-letters", "0.25"],
+    "-not-digits+dark-erase": ["--not-digits", "0", "--erase-dark", "1"],  # black fills only: no ink added
     "-all": ["--input-norm", "none", "--shift", "0", "--elastic", "0", "--noise", "0", "--erase", "0",
              "--not-digits", "0"],  # the previous recipe, at 18 epochs
 }
@@ -144,7 +145,8 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
 
 BEFORE_FIELD = {  # what runs recorded before a field existed did
     "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
-    "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
+    "erase_dark": 0.0, "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_weight": 0.5, "input_norm": "none",
+    "holdout": 0,
 }
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
 
@@ -531,14 +533,17 @@ def table_speed(results: Path = RESULTS) -> str:
              f"the faster of two alternated rounds, each the median of {b['chunks']} chunks of "
              f"{b['steps_per_chunk']} steps; each stage alone in its process.", "",
              "| stage | model (parameters) | pipeline | precision | threads | images/s | MFLOP per training image "
-             "| GFLOP/s | share of matmul peak |", "|---|---|---|---|---|---|---|---|---|"]
+             "| GFLOP/s | share of matmul peak | conv/matmul kernels: share of the step | the kernels alone: GFLOP/s "
+             "(share of peak) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in stages.values():
         if "images_per_s" in s:
             lines.append(f"| {s['stage']} | {s['model']} ({s['parameters']:,}) | {s['pipeline']} | {s['precision']} "
                          f"| {s['threads']} | {s['images_per_s']:,.0f} | {s['train_flops_per_image'] / 1e6:.2f} "
-                         f"| {s['gflops']:.1f} | {100 * s['share_of_matmul_peak']:.1f}% |")
+                         f"| {s['gflops']:.1f} | {100 * s['share_of_matmul_peak']:.1f}% "
+                         f"| {100 * s['flop_ops_share_of_step']:.0f}% | {s['flop_ops_gflops']:.0f} "
+                         f"({100 * s['flop_ops_share_of_matmul_peak']:.0f}%) |")
     mm = stages["matmul"]
-    lines.append(f"| fp32 matmul 1024² | | | float32 | {mm['threads']} | | | {mm['gflops']:.1f} | 100% |")
+    lines.append(f"| fp32 matmul 1024² | | | float32 | {mm['threads']} | | | {mm['gflops']:.1f} | 100% | | |")
     lines.append(f"\nFast pipeline vs the original one, same model and batch: **{b['fast_vs_original']:.2f}×**.")
     return "\n".join(lines)
 
@@ -754,7 +759,8 @@ def table_robust_ablation(results: Path = RESULTS) -> str:
     lines = ["| variant (after the app model's levers, `--holdout 5000`) | seeds | validation clean (%) | validation "
              "perturbed (%) | validation: digits / generated non-digits refused (%) | reported only: test acc (%) | "
              "MNIST-C mean (worst) | not-a-digit set refused (%) | of it, glyphs outside training's alphabet (%) | "
-             "test digits refused (%) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "test digits refused (%) | printed digits as low-res scans, even faces (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, flags in ROBUST_ABLATION.items():
         rs = [r for s in ABLATION_SEEDS if (r := runs.get(f"{name}-seed{s}")) and "robustness" in r]
         if not rs:
@@ -768,7 +774,8 @@ def table_robust_ablation(results: Path = RESULTS) -> str:
                      f"{_mean(x['mnist_c']['mean'] for x in rob)} ({_mean(x['mnist_c']['worst_acc'] for x in rob)}) | "
                      f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)} | "
                      f"{_mean(u for x in rob if (u := x['not_a_digit'].get('unseen_glyphs_refused')) is not None)} | "
-                     f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
+                     f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} | "
+                     f"{_mean(p['low-res scan']['faces_even'] for x in rob if (p := x.get('printed_digits')))} |")
     lines.append(f"\nEvery row starts from `{' '.join(ROBUST_BASE)}`.")
     return "\n".join(lines)
 

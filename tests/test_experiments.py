@@ -32,9 +32,9 @@ def test_named_sweeps_cover_the_claims():
                                                           "epochs_3_seed_1": ["--epochs", "3", "--seed", "1"]}
 
 
-def test_sweep_writes_results_skips_them_again_reruns_what_is_missing_and_reports_failures(data_dir, tmp_path):
-    args = [TINY, f"{TINY} --seed 1", f"{TINY} --lr 1e6", "--workers", "2"]
-    first = sweep(tmp_path, *args)
+def test_sweep_writes_results_skips_them_again_and_reports_failures(data_dir, tmp_path):
+    good = [TINY, f"{TINY} --seed 1"]
+    first = sweep(tmp_path, *good, f"{TINY} --lr 1e6", "--workers", "2")
     assert first.returncode == 1, first.stdout + first.stderr  # the diverging run fails the sweep, at the end
     assert "tiny/epochs_1_subset_1500_lr_1e6: FAILED (--epochs 1 --subset 1500 --lr 1e6)" in first.stdout
     assert "training diverged" in first.stdout and "1 of 3 run(s) failed" in first.stderr
@@ -48,15 +48,13 @@ def test_sweep_writes_results_skips_them_again_reruns_what_is_missing_and_report
         assert already_done(f, run["command"].split()[3:])
     assert (ROOT / "runs" / "sweeps" / "tiny" / "epochs_1_subset_1500" / "checkpoint.pt").exists()
     stamps = {f.name: f.stat().st_mtime_ns for f in files}
-    files[1].unlink()
-    again = sweep(tmp_path, *args)
-    assert "tiny: 3 runs, 1 already done, 2 to run" in again.stdout
-    assert files[0].stat().st_mtime_ns == stamps[files[0].name]  # not re-run
-    assert files[1].exists() and again.returncode == 1
+    again = sweep(tmp_path, *good)  # what is done is not run again (what is missing is: the restart test below)
+    assert again.returncode == 0 and "tiny: 2 runs, 2 already done, 0 to run" in again.stdout, again.stdout
+    assert {f.name: f.stat().st_mtime_ns for f in files} == stamps
 
 
 def test_interrupted_sweep_keeps_finished_runs_and_completes_on_restart(data_dir, tmp_path):
-    flag_sets = [f"--epochs 2 --subset 3000 --seed {s}" for s in range(4)]
+    flag_sets = [f"{TINY} --seed {s}" for s in range(3)]
     # A sweep in a terminal's foreground: Ctrl-C reaches it even when this test run was started in the background
     # of a script, whose children inherit an ignored SIGINT.
     proc = sweep(tmp_path, *flag_sets, "--workers", "1", start_new_session=True,
@@ -71,11 +69,11 @@ def test_interrupted_sweep_keeps_finished_runs_and_completes_on_restart(data_dir
     assert proc.returncode == 130, out
     assert "interrupted" in out and not list(folder.glob("*.tmp"))
     done = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.json")}
-    assert 1 <= len(done) < 4
+    assert 1 <= len(done) < 3
     again = sweep(tmp_path, *flag_sets, "--workers", "2")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"tiny: 4 runs, {len(done)} already done, {4 - len(done)} to run" in again.stdout
-    assert len(list(folder.glob("*.json"))) == 4
+    assert f"tiny: 3 runs, {len(done)} already done, {3 - len(done)} to run" in again.stdout
+    assert len(list(folder.glob("*.json"))) == 3
     assert all(folder.joinpath(name).stat().st_mtime_ns == t for name, t in done.items())
 
 
@@ -93,8 +91,8 @@ def ray_head(data_dir):
 
 @pytest.mark.parametrize("address", ["auto", "ray://127.0.0.1:10001"])
 def test_address_sends_the_sweep_to_a_running_cluster(ray_head, tmp_path, address):
-    result = subprocess.run([sys.executable, "experiments.py", "flags", "tiny", TINY, f"{TINY} --seed 1",
-                             "--address", address, "--results", str(tmp_path)], cwd=ROOT, text=True,
-                            capture_output=True, timeout=600, env={**ray_head, "MNIST_DATA_DIR": ""})
+    result = subprocess.run([sys.executable, "experiments.py", "flags", "tiny", TINY, "--address", address,
+                             "--results", str(tmp_path)], cwd=ROOT, text=True, capture_output=True, timeout=600,
+                            env={**ray_head, "MNIST_DATA_DIR": ""})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(list((tmp_path / "tiny").glob("*.json"))) == 2  # written back on this (the launching) machine
+    assert len(list((tmp_path / "tiny").glob("*.json"))) == 1  # written back on this (the launching) machine
