@@ -139,13 +139,18 @@ SKELETONS = {
 
 @functools.cache  # built once, not per batch
 def _skeleton_table() -> tuple[torch.Tensor, torch.Tensor]:
-    """SKELETONS as (glyphs, strokes, points, 2) coordinates, short strokes padded with their last point, and
-    a (glyphs, strokes) mask of the strokes that exist (read-only)."""
-    n_strokes = max(len(s) for s in SKELETONS.values())
-    n_points = max(len(p) for s in SKELETONS.values() for p in s)
-    table = torch.zeros(len(SKELETONS), n_strokes, n_points, 2)
-    present = torch.zeros(len(SKELETONS), n_strokes, dtype=torch.bool)
-    for i, strokes in enumerate(SKELETONS.values()):
+    """SKELETONS as a skeleton table (read-only)."""
+    return skeleton_table(list(SKELETONS.values()))
+
+
+def skeleton_table(glyphs: list[list[list[tuple[float, float]]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Glyphs (strokes of (x, y) points in the unit square, y down) as (glyphs, strokes, points, 2) coordinates,
+    short strokes padded with their last point, and a (glyphs, strokes) mask of the strokes that exist."""
+    n_strokes = max(len(s) for s in glyphs)
+    n_points = max(len(p) for s in glyphs for p in s)
+    table = torch.zeros(len(glyphs), n_strokes, n_points, 2)
+    present = torch.zeros(len(glyphs), n_strokes, dtype=torch.bool)
+    for i, strokes in enumerate(glyphs):
         for j, points in enumerate(strokes):
             points = torch.tensor(points, dtype=torch.float32)
             table[i, j] = torch.cat([points, points[-1:].expand(n_points - len(points), 2)])
@@ -154,11 +159,16 @@ def _skeleton_table() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def hand_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
-    """`n` of SKELETONS written by a random hand: each point moved a little, the glyph slanted, squeezed and
-    rotated at random, drawn with a round pen 1.5-4 px wide."""
-    r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
+    """`n` of SKELETONS written by a random hand (hand_drawn)."""
     table, present = (t.to(device) for t in _skeleton_table())
-    pick = torch.randint(len(table), (n,), generator=g, device=device)
+    return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g)
+
+
+def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The glyphs `pick` of a skeleton table (as _skeleton_table's) written by a random hand: each point moved a
+    little, the glyph slanted, squeezed and rotated at random, drawn with a round pen 1.5-4 px wide."""
+    n, device = len(pick), table.device
+    r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
     points = table[pick] + 0.05 * torch.randn(table[pick].shape, generator=g, device=device)  # (n, S, K, 2)
     width, slant, angle = 0.5 + 0.5 * r(n), (r(n) * 2 - 1) * 0.25, (r(n) * 2 - 1) * 0.25
     x, y = points[..., 0] - 0.5, points[..., 1] - 0.5

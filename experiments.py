@@ -754,6 +754,25 @@ def table_printed(results: Path = RESULTS) -> str:
     return "\n".join([*lines, note])
 
 
+def table_variants(results: Path = RESULTS) -> str:
+    """robustness.py --variants: each hand-drawn shape, default recipe (its seeds) and the shipped app model."""
+    v = json.loads((results / "variants.json").read_text())
+    groups = {"default recipe": [m for m in v["models"].values() if not m["config"]["not_digits"]],
+              "shipped app model": [m for m in v["models"].values() if m["config"]["not_digits"]]}
+    kinds = ("drawn", "low-res scan")
+    head = " | ".join(f"{g} (seed{'s' * (len(ms) > 1)} {', '.join(str(m['config']['seed']) for m in ms)}): {k}"
+                      for g, ms in groups.items() for k in kinds)
+    lines = [f"| shape | {head} |", "|---" * (1 + 2 * len(groups)) + "|"]
+    for shape in next(iter(v["models"].values()))["drawn"]:
+        cells = [f"{statistics.mean(m[k][shape]['all'] for m in ms):.0f} "
+                 f"({statistics.mean(m[k][shape]['draws_odd_held_out'] for m in ms):.0f})"
+                 for ms in groups.values() for k in kinds]
+        lines.append(f"| {shape} | " + " | ".join(cells) + " |")
+    note = (f"\n% read right and not refused, mean over the seeds (in parentheses the held-out half of the hands); "
+            f"`{v['command']}`.")
+    return "\n".join([*lines, note])
+
+
 def table_robust_ablation(results: Path = RESULTS) -> str:
     runs = load_group("robust-ablation", results)
     lines = ["| variant (after the app model's levers, `--holdout 5000`) | seeds | validation clean (%) | validation "
@@ -811,7 +830,7 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
           "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
           "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen, "threshold": table_threshold,
-          "printed": table_printed, "robust_ablation": table_robust_ablation}
+          "printed": table_printed, "variants": table_variants, "robust_ablation": table_robust_ablation}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 
 

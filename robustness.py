@@ -2,11 +2,15 @@
 
 - `validation`: held-out training digits (the run's --holdout), clean and under augment.validation_perturbations,
   plus training-style generated non-digits: the only figures a recipe or REJECT_BELOW is chosen on.
-- `mnist_c` (mnist_c.py), `not_a_digit` (nondigits.py), `handwriting` (userset.py's conditions) and
-  `printed_digits` (digits in the system's fonts, printed, scanned small and pen-redrawn: writers that are not
-  MNIST's, shapes the pen model does not make): benchmarks, measured and reported, never chosen on.
+- `mnist_c` (mnist_c.py), `not_a_digit` (nondigits.py), `handwriting` (userset.py's conditions),
+  `printed_digits` (digits in the system's fonts, printed, scanned small and pen-redrawn) and `variant_digits`
+  (shapes MNIST's writers rarely made, drawn by random hands: a 9 with a small or open loop, a 1 with flag and
+  base, a crossed 7, open and closed 4s, a narrow 0): writers that are not MNIST's, shapes the pen model does
+  not make; benchmarks, measured and reported, never chosen on (the even half of the printed faces and of the
+  drawn hands may guide a choice; the odd half never does).
 
     python robustness.py --checkpoint runs/15k-seed0/checkpoint.pt [--json out.json]
+    python robustness.py --variants --checkpoint A.pt B.pt ... [--json out.json]   # the drawn shapes only
 
 experiments.py adds these figures to each run's result file.
 """
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import augment
 import mnist_c
@@ -94,6 +99,59 @@ def font_digits(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, list
     return torch.stack(images).unsqueeze(1), labels, [f.stem for f in faces]
 
 
+def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, k: int = 16) -> list:
+    """Points along an ellipse from angle `start` to `end` (degrees; 0 = right, 90 = down)."""
+    t = np.radians(np.linspace(start, end, k))
+    return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in t]
+
+
+# Hand-written shapes that MNIST's writers rarely made and that the pen model cannot make from MNIST digits:
+# name -> (label, strokes in the unit square, y down). Measured only: never trained or chosen on.
+DIGIT_VARIANTS = {
+    "9, small closed loop": (9, [_arc(0.55, 0.2, 0.22, 0.18, 0, 360), [(0.77, 0.2), (0.65, 1.0)]]),
+    "9, open loop": (9, [_arc(0.45, 0.28, 0.3, 0.26, -10, -250), [(0.75, 0.15), (0.72, 1.0)]]),
+    "1, flag and base": (1, [[(0.2, 0.25), (0.55, 0.0), (0.55, 1.0)], [(0.2, 1.0), (0.9, 1.0)]]),
+    "7, crossed": (7, [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)], [(0.3, 0.52), (0.85, 0.52)]]),
+    "4, open top": (4, [[(0.15, 0.0), (0.08, 0.6), (1.0, 0.6)], [(0.72, 0.0), (0.72, 1.0)]]),
+    "4, closed": (4, [[(0.7, 1.0), (0.7, 0.0), (0.0, 0.68), (1.0, 0.68)]]),
+    "0, narrow": (0, [_arc(0.5, 0.5, 0.22, 0.5, -90, 270, 24)]),
+}
+VARIANT_DRAWS = 100  # hands per shape; the odd-numbered draws are the held-out half
+
+
+def digit_variants(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Each DIGIT_VARIANTS shape written by VARIANT_DRAWS random hands (augment.hand_drawn) and framed as MNIST;
+    with `low_res` scanned about 10 px tall first -> (images (N, 1, 28, 28), labels, shape names)."""
+    from pens import frame_digits
+
+    names = list(DIGIT_VARIANTS)
+    table, present = augment.skeleton_table([strokes for _, strokes in DIGIT_VARIANTS.values()])
+    pick = torch.arange(len(names)).repeat_interleave(VARIANT_DRAWS)
+    ink = augment.hand_drawn(table, present, pick, torch.Generator().manual_seed(VALIDATION_SEED))
+    if low_res:
+        small = F.interpolate(ink, size=(18, 18), mode="area")  # the glyph, ~16 of 28 px, becomes ~10 px tall
+        ink = F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False)
+    labels = torch.tensor([DIGIT_VARIANTS[n][0] for n in names]).repeat_interleave(VARIANT_DRAWS)
+    return frame_digits(ink[:, 0], 1), labels, names
+
+
+@torch.no_grad()
+def variant_digits(model: torch.nn.Module) -> dict:
+    """Accuracy (%) per DIGIT_VARIANTS shape, drawn and as a low-resolution scan, for the even-numbered draws and
+    the odd-numbered ones (held out); "not a digit / not sure" counts as wrong."""
+    from predict import is_digit
+
+    out = {}
+    for variant in ("drawn", "low-res scan"):
+        x, y, names = digit_variants(low_res=variant == "low-res scan")
+        prob = model(normalize(x)).exp()
+        right = ((prob.argmax(1) == y) & is_digit(prob.amax(1))).view(len(names), VARIANT_DRAWS).float()
+        out[variant] = {name: {"all": 100.0 * float(row.mean()), "draws_even": 100.0 * float(row[0::2].mean()),
+                               "draws_odd_held_out": 100.0 * float(row[1::2].mean())}
+                        for name, row in zip(names, right)}
+    return out
+
+
 def printed_digits(model: torch.nn.Module) -> dict:
     """Accuracy (%) on font digits (font_digits), as printed, as a low-resolution scan and redrawn with random pens,
     for the even-numbered faces and the odd-numbered ones (the second half is kept out of every decision)."""
@@ -115,8 +173,9 @@ def printed_digits(model: torch.nn.Module) -> dict:
 
 
 def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None) -> dict:
-    """All figures for `model`: validation (if it was trained with a holdout), MNIST-C, not-a-digit, printed digits,
-    and for a model trained on all digits the slower handwriting set (screening runs skip it)."""
+    """All figures for `model`: validation (if it was trained with a holdout), MNIST-C, not-a-digit, printed and
+    hand-drawn variant digits, and for a model trained on all digits the slower handwriting set (screening runs
+    skip it)."""
     test = mnist_split(False, data_dir, download=False)
     out = {}
     if holdout:
@@ -125,6 +184,7 @@ def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None) -> dict:
     out["mnist_c"] = {k: corrupted[k] for k in ("mean", "worst", "worst_acc", "corruptions", "version")}
     out["not_a_digit"] = nondigits.refusal_rates(model, test.data)
     out["printed_digits"] = printed_digits(model)  # its even faces may guide a choice; the odd ones never do
+    out["variant_digits"] = variant_digits(model)  # so may its even draws; the odd ones never do
     if not holdout:
         out["handwriting"] = handwriting(model, test.data.numpy(), test.targets.numpy())
     return out
@@ -134,18 +194,30 @@ def main(argv: list[str] | None = None) -> dict:
     from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    p.add_argument("--checkpoint", nargs="+", default=[str(DEFAULT_CHECKPOINT)],
+                   help="the model (several with --variants)")
     p.add_argument("--data-dir", default=None, help="MNIST root (default: $MNIST_DATA_DIR, else ./data)")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     p.add_argument("--thresholds", action="store_true",
                    help="only the validation refusal rates per candidate REJECT_BELOW (a model trained with --holdout)")
+    p.add_argument("--variants", action="store_true",
+                   help="only the hand-drawn shapes MNIST's writers rarely made (DIGIT_VARIANTS), for each checkpoint")
     a = p.parse_args(argv)
+    if len(a.checkpoint) > 1 and not a.variants:
+        p.error("several checkpoints are for --variants; give one checkpoint")
     torch.set_num_threads(1)
-    model, payload = load_checkpoint(a.checkpoint)
-    holdout = payload["config"].get("holdout", 0)
-    if a.thresholds and not holdout:
-        p.error(f"{a.checkpoint} was trained on every training digit: --thresholds needs one trained with --holdout")
-    result = threshold_choice(model, holdout, a.data_dir) if a.thresholds else evaluate(model, holdout, a.data_dir)
+    if a.variants:
+        result = {"models": {}}
+        for path in a.checkpoint:
+            model, payload = load_checkpoint(path)
+            result["models"][path] = {"config": payload["config"], **variant_digits(model)}
+    else:
+        model, payload = load_checkpoint(a.checkpoint[0])
+        holdout = payload["config"].get("holdout", 0)
+        if a.thresholds and not holdout:
+            p.error(f"{a.checkpoint[0]} was trained on every training digit: --thresholds needs one trained with "
+                    f"--holdout")
+        result = threshold_choice(model, holdout, a.data_dir) if a.thresholds else evaluate(model, holdout, a.data_dir)
     result["command"] = "python robustness.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(result, indent=1))
     if a.json:

@@ -1,5 +1,8 @@
 """robustness.py: the figures a recipe is chosen on, and the ones it never is."""
 
+import pytest
+import torch
+
 import robustness
 
 
@@ -30,3 +33,19 @@ def test_printed_digits_cover_every_face_in_three_renderings(model):
     assert out["faces"] == len(nondigits.fonts(limit=None)) and set(out) == {"printed", "low-res scan", "pen-redrawn",
                                                                              "faces"}
     assert all(0 <= v <= 100 for k in ("printed", "low-res scan", "pen-redrawn") for v in out[k].values())
+
+
+def test_variant_digits_are_drawn_by_many_hands_framed_as_mnist_and_read(model):
+    x, y, names = robustness.digit_variants()
+    n = len(robustness.DIGIT_VARIANTS) * robustness.VARIANT_DRAWS
+    assert names == list(robustness.DIGIT_VARIANTS) and x.shape == (n, 1, 28, 28) and y.shape == (n,)
+    assert x.min() >= 0 and x.max() == 1 and (x.flatten(1).amax(1) == 1).all()  # every drawing framed, inked
+    first = x[: robustness.VARIANT_DRAWS]
+    assert (first - first.mean(0)).abs().amax() > 0.5  # one shape, different hands
+    torch.testing.assert_close(robustness.digit_variants()[0], x)  # the same set every time
+    low, _, _ = robustness.digit_variants(low_res=True)
+    assert low.shape == x.shape and not torch.equal(low, x)
+    out = robustness.variant_digits(model)
+    assert set(out) == {"drawn", "low-res scan"} and all(set(v) == set(names) for v in out.values())
+    shown = out["drawn"]["4, open top"]  # the 4 MNIST's writers made most: read by a model trained on MNIST
+    assert shown["all"] > 50 and shown["all"] == pytest.approx((shown["draws_even"] + shown["draws_odd_held_out"]) / 2)
