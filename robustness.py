@@ -106,7 +106,8 @@ def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, k
 
 
 # Hand-written shapes that MNIST's writers rarely made and that the pen model cannot make from MNIST digits:
-# name -> (label, strokes in the unit square, y down). Measured only: never trained or chosen on.
+# name -> (label, strokes in the unit square, y down). Never trained on; only its even-numbered hands may guide
+# a choice.
 DIGIT_VARIANTS = {
     "9, small closed loop": (9, [_arc(0.55, 0.2, 0.22, 0.18, 0, 360), [(0.77, 0.2), (0.65, 1.0)]]),
     "9, open loop": (9, [_arc(0.45, 0.28, 0.3, 0.26, -10, -250), [(0.75, 0.15), (0.72, 1.0)]]),
