@@ -51,8 +51,9 @@ class TrainConfig:
     elastic: float = lever(1.0, "elastic bends of up to about this many pixels (Simard et al. 2003; fast pipeline)")
     noise: float = lever(0.15, "additive Gaussian noise of a random std up to this (pixels in [0, 1]) on half the "
                               "images (fast pipeline): sensors and scans are noisy")
-    erase: float = lever(0.1, "share of images with a random rectangle erased to black, white or noise (fast "
-                              "pipeline): parts of real digits are hidden or smudged")
+    erase: float = lever(0.05, "share of images with a random rectangle erased to black, white or noise (fast "
+                               "pipeline): parts of real digits are hidden or smudged; more costs small printed "
+                               "digits (docs/robustness.md)")
     erase_dark: float = lever(0.0, "share of the erased rectangles filled black whatever fill was drawn: a white "
                                    "or noise patch on a digit can add ink that reads as another digit")
     not_digits: float = lever(0.0, "generated non-digits (scribbles, blobs, symbols, two digits) added per batch, as "

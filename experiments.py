@@ -5,6 +5,7 @@
     python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
     python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
     python experiments.py recipe-no-erase        # the default recipe without random erasing, the same
+    python experiments.py recipe-erase-0.1       # ... erasing twice as often (the previous default), the same
     python experiments.py app                    # the shipped app model's recipe (APP) x seeds 0-4, the same
     python experiments.py robust-ablation        # the app model's recipe without (or with) one lever at a time
     python experiments.py faithful               # the seed-faithful recipe x seeds 0-4, the same figures
@@ -104,6 +105,7 @@ ROBUST_ABLATION = {  # name -> train.py flags after ROBUST_BASE, with 5,000 trai
     "-erase-not-digits": ["--erase", "0", "--not-digits", "0"],
     "+letters": ["--not-digit-letters", "0.25"],
     "-not-digits+dark-erase": ["--not-digits", "0", "--erase-dark", "1"],  # black fills only: no ink added
+    "-not-digits-half-erase": ["--not-digits", "0", "--erase", "0.05"],
     "-all": ["--input-norm", "none", "--shift", "0", "--elastic", "0", "--noise", "0", "--erase", "0",
              "--not-digits", "0"],  # the previous recipe, at 18 epochs
 }
@@ -123,6 +125,8 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
         return {f"seed{s}": ["--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "recipe-no-erase":
         return {f"seed{s}": ["--erase", "0", "--seed", str(s)] for s in seeds or SEEDS}
+    if sweep == "recipe-erase-0.1":
+        return {f"seed{s}": ["--erase", "0.1", "--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "app":
         return {f"seed{s}": [*APP, "--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "faithful":
@@ -510,8 +514,8 @@ def table_hardware(results: Path = RESULTS) -> str:
 
     lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
              "|---|---|---|---|---|---|---|"]
-    for group in ("sizes", "frontier", "ablation", "precision", "recipe", "recipe-no-erase", "app", "faithful",
-                  "examples", "robust-ablation"):
+    for group in ("sizes", "frontier", "ablation", "precision", "recipe", "recipe-no-erase", "recipe-erase-0.1", "app",
+                  "faithful", "examples", "robust-ablation"):
         runs = list(load_group(group, results).values())
         if runs:
             for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
@@ -632,6 +636,7 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
     "default recipe": "recipe",
     f"shipped app model (`{' '.join(APP)}`)": "app",
     "default without random erasing (`--erase 0`)": "recipe-no-erase",
+    "default erasing twice as often (`--erase 0.1`, the previous default)": "recipe-erase-0.1",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
@@ -843,7 +848,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: run a sweep (exit 1 if any run failed) or print/write the report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "robust-ablation", "recipe", "recipe-no-erase",
-                                     "app", "faithful", "flags", "examples", "evaluate", "report", "scale"))
+                                     "recipe-erase-0.1", "app", "faithful", "flags", "examples", "evaluate", "report",
+                                     "scale"))
     p.add_argument("flag_sets", nargs="*", metavar="NAME FLAGS",
                    help="with `flags`: the results folder name, then one quoted train.py flag set per run")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0-4; ablation 0 1; flags: as given)")
