@@ -169,7 +169,8 @@ def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g
     little, the glyph slanted, squeezed and rotated at random, drawn with a round pen 1.5-4 px wide."""
     n, device = len(pick), table.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
-    points = table[pick] + 0.05 * torch.randn(table[pick].shape, generator=g, device=device)  # (n, S, K, 2)
+    glyphs = table[pick]  # (n, S, K, 2)
+    points = glyphs + 0.05 * torch.randn(glyphs.shape, generator=g, device=device)
     width, slant, angle = 0.5 + 0.5 * r(n), (r(n) * 2 - 1) * 0.25, (r(n) * 2 - 1) * 0.25
     x, y = points[..., 0] - 0.5, points[..., 1] - 0.5
     x = (x * width.view(-1, 1, 1) - slant.view(-1, 1, 1) * y)

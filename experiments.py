@@ -111,6 +111,16 @@ ROBUST_ABLATION = {  # name -> train.py flags after ROBUST_BASE, with 5,000 trai
 }
 
 
+# Five-seed sweeps of one recipe each: name -> train.py flags (results/<name>/seed<N>.json).
+SEED_SWEEPS = {
+    "recipe": [],
+    "recipe-no-erase": ["--erase", "0"],
+    "recipe-erase-0.1": ["--erase", "0.1"],  # the previous default
+    "app": APP,
+    "faithful": FAITHFUL,
+}
+
+
 def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list[str] = ()) -> dict[str, list[str]]:
     """The runs of a named sweep: result name -> train.py flags."""
     from model import SIZES
@@ -121,16 +131,8 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
     if sweep == "frontier":
         return {f"15k-e{e}-seed{s}": [*PREVIOUS, "--epochs", str(e), "--seed", str(s)]
                 for e in FRONTIER_EPOCHS for s in seeds or SEEDS}
-    if sweep == "recipe":
-        return {f"seed{s}": ["--seed", str(s)] for s in seeds or SEEDS}
-    if sweep == "recipe-no-erase":
-        return {f"seed{s}": ["--erase", "0", "--seed", str(s)] for s in seeds or SEEDS}
-    if sweep == "recipe-erase-0.1":
-        return {f"seed{s}": ["--erase", "0.1", "--seed", str(s)] for s in seeds or SEEDS}
-    if sweep == "app":
-        return {f"seed{s}": [*APP, "--seed", str(s)] for s in seeds or SEEDS}
-    if sweep == "faithful":
-        return {f"seed{s}": [*FAITHFUL, "--seed", str(s)] for s in seeds or SEEDS}
+    if sweep in SEED_SWEEPS:
+        return {f"seed{s}": [*SEED_SWEEPS[sweep], "--seed", str(s)] for s in seeds or SEEDS}
     if sweep == "robust-ablation":
         return {f"{name}-seed{s}": [*ROBUST_BASE, *flags, "--holdout", "5000", "--seed", str(s)]
                 for name, flags in ROBUST_ABLATION.items() for s in seeds or ABLATION_SEEDS}
@@ -514,8 +516,7 @@ def table_hardware(results: Path = RESULTS) -> str:
 
     lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
              "|---|---|---|---|---|---|---|"]
-    for group in ("sizes", "frontier", "ablation", "precision", "recipe", "recipe-no-erase", "recipe-erase-0.1", "app",
-                  "faithful", "examples", "robust-ablation"):
+    for group in ("sizes", "frontier", "ablation", "precision", *SEED_SWEEPS, "examples", "robust-ablation"):
         runs = list(load_group(group, results).values())
         if runs:
             for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
@@ -847,9 +848,8 @@ def render_docs(text: str, results: Path = RESULTS) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: run a sweep (exit 1 if any run failed) or print/write the report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "robust-ablation", "recipe", "recipe-no-erase",
-                                     "recipe-erase-0.1", "app", "faithful", "flags", "examples", "evaluate", "report",
-                                     "scale"))
+    p.add_argument("sweep", choices=("sizes", "frontier", "ablation", "robust-ablation", *SEED_SWEEPS, "flags",
+                                     "examples", "evaluate", "report", "scale"))
     p.add_argument("flag_sets", nargs="*", metavar="NAME FLAGS",
                    help="with `flags`: the results folder name, then one quoted train.py flag set per run")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0-4; ablation 0 1; flags: as given)")

@@ -18,6 +18,7 @@ experiments.py adds these figures to each run's result file.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -120,15 +121,21 @@ DIGIT_VARIANTS = {
 VARIANT_DRAWS = 100  # hands per shape; the odd-numbered draws are the held-out half
 
 
+@functools.cache  # drawn once, for the drawn and the scanned set alike
+def _variant_ink() -> torch.Tensor:
+    """DIGIT_VARIANTS, each written by VARIANT_DRAWS random hands: (N, 1, 28, 28) ink, shape by shape (read-only)."""
+    table, present = augment.skeleton_table([strokes for _, strokes in DIGIT_VARIANTS.values()])
+    pick = torch.arange(len(DIGIT_VARIANTS)).repeat_interleave(VARIANT_DRAWS)
+    return augment.hand_drawn(table, present, pick, torch.Generator().manual_seed(VALIDATION_SEED))
+
+
 def digit_variants(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Each DIGIT_VARIANTS shape written by VARIANT_DRAWS random hands (augment.hand_drawn) and framed as MNIST;
     with `low_res` scanned about 10 px tall first -> (images (N, 1, 28, 28), labels, shape names)."""
     from pens import frame_digits
 
     names = list(DIGIT_VARIANTS)
-    table, present = augment.skeleton_table([strokes for _, strokes in DIGIT_VARIANTS.values()])
-    pick = torch.arange(len(names)).repeat_interleave(VARIANT_DRAWS)
-    ink = augment.hand_drawn(table, present, pick, torch.Generator().manual_seed(VALIDATION_SEED))
+    ink = _variant_ink()
     if low_res:
         small = F.interpolate(ink, size=(18, 18), mode="area")  # the glyph, ~16 of 28 px, becomes ~10 px tall
         ink = F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False)
@@ -158,11 +165,11 @@ def printed_digits(model: torch.nn.Module) -> dict:
     for the even-numbered faces and the odd-numbered ones (the second half is kept out of every decision)."""
     from predict import is_digit
 
+    printed, y, faces = font_digits()
+    renderings = {"printed": printed, "low-res scan": font_digits(low_res=True)[0],
+                  "pen-redrawn": nondigits.pen_drawn(printed, VALIDATION_SEED)}
     out = {}
-    for variant in ("printed", "low-res scan", "pen-redrawn"):
-        x, y, faces = font_digits(low_res=variant == "low-res scan")
-        if variant == "pen-redrawn":
-            x = nondigits.pen_drawn(x, VALIDATION_SEED)
+    for variant, x in renderings.items():
         prob = torch.cat([model(normalize(x[i : i + 1000])).exp() for i in range(0, len(x), 1000)])
         right = (prob.argmax(1) == y) & is_digit(prob.amax(1))
         half = (torch.arange(len(y)) // 10) % 2  # face index parity
