@@ -7,7 +7,8 @@ the command line, the app and its API). It runs offline on 127.0.0.1: Gradio's a
 uses the system's fonts, so the page asks nothing of the internet.
 
 API: `gradio_client.Client(url).predict(handle_file("digit.png"), api_name="/classify")` returns predict.py's
---json object: {"verdict": "7", "is_digit": true, "digit": 7, "probability": 0.99, "top3": [[7, 0.99], ...]}.
+--json object: {"verdict": "7", "is_digit": true, "digit": 7, "probability": 0.99, "top3": [[7, 0.99], ...],
+"verdict_probability": 0.99} (the digit from checkpoints/s6.pt, the verdict from the rejection model s6-reject.pt).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
-from predict import NOT_A_DIGIT, ImageError, open_image, predict_image  # noqa: E402
+from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint  # noqa: E402
+from predict import NO_REJECTOR, NOT_A_DIGIT, ImageError, load_rejector, open_image, predict_image  # noqa: E402
 
 SEEN_PX = 224  # the 28x28 model input is shown enlarged 8x, nearest-neighbour so each pixel stays visible
 DRAW_HINT = "Draw one digit, large and centred or not: the app crops and centres it the way MNIST was made."
@@ -112,8 +113,9 @@ def as_image(value) -> Image.Image | None:
     return open_image(value)
 
 
-def make_handlers(model):
-    """The app's functions for `model`: recognise a drawing, recognise an upload (the page), classify (the API)."""
+def make_handlers(model, rejector=None):
+    """The app's functions for `model` (and the `rejector` whose top probability decides "not a digit"): recognise
+    a drawing, recognise an upload (the page), classify (the API)."""
 
     def recognise(value, nothing: str = NOTHING_DRAWN, blank: str = NOTHING_DRAWN):
         """Page: image -> (top-3 label, what the model saw, message); `nothing`/`blank` say what is missing."""
@@ -121,7 +123,7 @@ def make_handlers(model):
             image = as_image(value)
             if image is None:
                 return None, None, nothing
-            prediction = predict_image(model, image)
+            prediction = predict_image(model, image, rejector=rejector)
         except ImageError as exc:
             return None, None, blank if "blank" in exc.reason else f"Could not read that image ({exc.reason})."
         return top3(prediction), seen_image(prediction), verdict(prediction)
@@ -133,7 +135,8 @@ def make_handlers(model):
     def classify(path: str) -> dict:
         """API: one image file -> predict.py's --json object (verdict, digit, top 3); a bad file -> its message."""
         try:
-            answer = predict_image(model, path).to_dict()  # opened by predict.open_image, named by its file
+            # opened by predict.open_image, named by its file
+            answer = predict_image(model, path, rejector=rejector).to_dict()
         except ImageError as exc:
             raise gr.Error(f"{Path(exc.path).name}: {exc.reason}") from None
         answer.pop("path")
@@ -145,10 +148,12 @@ def make_handlers(model):
 CONCURRENCY = 1  # requests one event handles at once; more did not pay on 2 cores (docs/speed.md: app under load)
 
 
-def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT, concurrency: int = CONCURRENCY) -> gr.Blocks:
-    """The Gradio Blocks app serving the model stored in `checkpoint`, `concurrency` requests per event at once."""
+def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT, concurrency: int = CONCURRENCY,
+              rejector: str | os.PathLike | None = DEFAULT_REJECTOR) -> gr.Blocks:
+    """The Gradio Blocks app serving the model stored in `checkpoint` with the rejection model `rejector` (None or
+    "none": the model's own top probability decides), `concurrency` requests per event at once."""
     model, payload = load_checkpoint(checkpoint)
-    recognise, recognise_upload, classify = make_handlers(model)
+    recognise, recognise_upload, classify = make_handlers(model, load_rejector(rejector))
     accuracy = payload.get("history", {}).get("test_acc", [None])[-1]
     with gr.Blocks(title="S6 digit recogniser", analytics_enabled=False) as app:
         gr.Markdown(
@@ -192,11 +197,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=7860, help="default 7860")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="default: checkpoints/s6.pt")
+    p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
+                   help=f"the model whose top probability decides 'not a digit' (default: checkpoints/s6-reject.pt; "
+                        f"{NO_REJECTOR}: the model's own)")
     p.add_argument("--concurrency", type=int, default=CONCURRENCY,
                    help=f"requests handled at once per event (default {CONCURRENCY})")
     a = p.parse_args(argv)
     try:
-        app = build_app(a.checkpoint, a.concurrency)
+        app = build_app(a.checkpoint, a.concurrency, a.rejector)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pens import frame_digits
+from pens import DIGIT_BOX, IMAGE_SIZE, PEN_RES, centre_lines, frame_digits, redraw_strokes
 
 SIZE = 28
 NOT_A_DIGIT = -100  # the label of a generated non-digit: F.nll_loss ignores it, the recipe's loss uses it
@@ -55,6 +55,20 @@ def add_noise(x: torch.Tensor, max_std: float, g: torch.Generator) -> torch.Tens
     std = torch.rand(b, 1, 1, 1, generator=g, device=x.device) * max_std
     std = std * (torch.rand(b, 1, 1, 1, generator=g, device=x.device) < 0.5)
     return (x + std * torch.randn(x.shape, generator=g, device=x.device)).clamp_(0, 1)
+
+
+def low_res(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
+    """With `prob`, an image shrunk to 10-20 px (area-averaged, as a coarse scanner or a small photo records it) and
+    enlarged back to 28 px (bilinear): soft, low-resolution ink."""
+    b = x.shape[0]
+    r = lambda *shape: torch.rand(*shape, generator=g, device=x.device)  # noqa: E731
+    chosen, sides = r(b) < prob, (10 + r(b) * 11).long()
+    out = x.clone()
+    for side in sides[chosen].unique().tolist():  # one resize per size in the batch
+        pick = chosen & (sides == side)
+        small = F.interpolate(x[pick], size=(side, side), mode="area")
+        out[pick] = F.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    return out
 
 
 def erase(x: torch.Tensor, prob: float, g: torch.Generator, dark: float = 0.0) -> torch.Tensor:
@@ -158,6 +172,60 @@ def skeleton_table(glyphs: list[list[list[tuple[float, float]]]]) -> tuple[torch
     return table, present
 
 
+# Printed letters and signs in typefaces the not-a-digit evaluation set never uses: matplotlib's own STIX and
+# Computer Modern faces (installed with matplotlib; the evaluation renders the system's DejaVu and Liberation).
+# A few of the evaluation's characters are left out (nondigits.NEVER_TRAINED: those training never draws or prints,
+# reported apart), Greek letters and signs it lacks are in; nothing that is a digit in some hands (O, I, l, S, Z, B,
+# g, q, theta, phi, rho, ...).
+FONT_CHARS = ("ACDEHJKMNPRTUWXYacefhkmnrtuvxy+-×÷!#&@<>~^}"
+              "ΓΔΛΞΠΣΨΩαβγεζηκλμπτψω→←↑↓√∞≈≠≤≥§¶©®€£¥•")
+TRAIN_FACES = ("STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta", "cmr10", "cmb10", "cmtt10")
+VALIDATION_FACES = ("cmss10", "cmti10")  # held out of training: the validation's printed non-digits
+
+
+@functools.cache  # rendered once per process
+def font_glyphs(faces: tuple[str, ...] = TRAIN_FACES) -> torch.Tensor:
+    """Every FONT_CHARS character each of matplotlib's `faces` has, framed as MNIST -> (N, 1, 28, 28) (read-only)."""
+    import matplotlib
+    from fontTools.ttLib import TTFont
+    from PIL import Image, ImageDraw, ImageFont
+
+    box, canvas = DIGIT_BOX * PEN_RES, IMAGE_SIZE * PEN_RES
+    ink = []
+    for name in faces:
+        path = f"{matplotlib.get_data_path()}/fonts/ttf/{name}.ttf"
+        cmap, face = TTFont(path).getBestCmap(), ImageFont.truetype(path, 96)
+        for char in FONT_CHARS:
+            if ord(char) not in cmap or (name.startswith("cm") and not (char.isascii() and char.isalpha())):
+                continue  # Computer Modern's files put TeX's own signs at most other code points
+            img = Image.new("L", (320, 320), 0)
+            ImageDraw.Draw(img).text((160, 160), char, font=face, fill=255, anchor="mm")
+            glyph = img.crop(img.getbbox())
+            scale = box / max(glyph.size)  # the longer side fills the digit box, as predict.py frames a photo
+            glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
+                                 Image.Resampling.LANCZOS)
+            square = Image.new("L", (canvas, canvas), 0)
+            square.paste(glyph, ((canvas - glyph.width) // 2, (canvas - glyph.height) // 2))
+            ink.append(torch.frombuffer(bytearray(square.tobytes()), dtype=torch.uint8).view(canvas, canvas))
+    return frame_digits(torch.stack(ink).float() / 255, PEN_RES)
+
+
+@functools.cache
+def _font_glyph_lines() -> torch.Tensor:
+    """The centre lines of font_glyphs(), for redrawing them with a pen (read-only)."""
+    return centre_lines((font_glyphs()[:, 0] * 255).round().to(torch.uint8))
+
+
+def printed_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
+    """`n` of font_glyphs(), half of them redrawn along their centre lines with a random pen (a hand copying
+    print), each rotated, scaled and bent a little."""
+    bank, lines = font_glyphs().to(device), _font_glyph_lines().to(device)
+    pick = torch.randint(len(bank), (n,), generator=g, device=device)
+    x, _ = redraw_strokes(bank[pick], lines[pick], 0.5, g)
+    r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
+    return warp(x, (r(n) * 2 - 1) * 0.25, 0.9 + 0.2 * r(n), None, elastic_field(n, 1.5, g, device))
+
+
 def hand_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
     """`n` of SKELETONS written by a random hand (hand_drawn)."""
     table, present = (t.to(device) for t in _skeleton_table())
@@ -184,10 +252,12 @@ def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g
     return ink
 
 
-def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float = 0.0) -> torch.Tensor:
+def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float = 0.0,
+               printed: float = 0.0) -> torch.Tensor:
     """`n` training non-digits in [0, 1]: scribbles, blobs, few-stroke symbols and two of the batch's digits side
-    by side, a quarter each, of which a `letters` share is replaced by hand-written letters and signs. What people
-    draw instead of one digit; the model learns to spread its probability over them."""
+    by side, a quarter each, of which a `letters` share is replaced by hand-written letters and signs and then a
+    `printed` share by printed ones (printed_letters). What people draw or photograph instead of one digit; the
+    model learns to spread its probability over them."""
     dev = digits.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
     kind = torch.arange(n, device=dev) % 4
@@ -212,6 +282,8 @@ def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float 
     out = torch.where((kind == 3).view(-1, 1, 1, 1), few_strokes(n, g, dev), out)
     if letters:  # drawn only when asked, so runs without letters keep their random draws
         out = torch.where((r(n) < letters).view(-1, 1, 1, 1), hand_letters(n, g, dev), out)
+    if printed:
+        out = torch.where((r(n) < printed).view(-1, 1, 1, 1), printed_letters(n, g, dev), out)
     return frame_digits(out[:, 0], 1)  # framed as MNIST frames a digit, and as predict.py and the app frame anything
 
 

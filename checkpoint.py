@@ -14,6 +14,9 @@ from config import TrainConfig
 from model import SIZES, Net, count_parameters
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"  # the shipped model
+# The shipped rejection model: a second Net trained with many generated non-digits, whose top probability decides
+# "not a digit / not sure" while the model above names the digit (docs/robustness.md).
+DEFAULT_REJECTOR = DEFAULT_CHECKPOINT.with_name("s6-reject.pt")
 FORMAT = 1  # the layout of the saved dict; a file of another format is refused on load
 
 

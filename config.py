@@ -20,7 +20,8 @@ from model import DEFAULT_INPUT_NORM, DEFAULT_SIZE, INPUT_NORMS, SIZES
 PIPELINES = ("fast", "torchvision")
 PRECISIONS = ("float32", "bfloat16")
 # The augmentations of the fast pipeline
-FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters")
+FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
+             "not_digit_printed", "low_res")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -62,6 +63,12 @@ class TrainConfig:
                                    "(experiments.APP)")
     not_digit_letters: float = lever(0.0, "share of the generated non-digits that are hand-written letters and "
                                           "signs (augment.SKELETONS, part of the alphabet): people send letters too")
+    not_digit_printed: float = lever(0.0, "share of the generated non-digits that are printed letters and signs "
+                                          "(augment.FONT_CHARS in matplotlib's STIX and Computer Modern faces, half "
+                                          "redrawn with a pen): people photograph print too")
+    low_res: float = lever(0.0, "share of training images, digits and non-digits alike, shrunk to 10-20 px and "
+                                "enlarged back (fast pipeline): soft low-resolution ink must not be what tells a "
+                                "non-digit apart (on in the rejection model, experiments.REJECT)")
     not_digit_weight: float = lever(0.5, "weight of the loss that spreads the model's probability evenly over the "
                                          "classes for a non-digit (outlier exposure, Hendrycks et al. 2019)")
     input_norm: str = lever(DEFAULT_INPUT_NORM, "per-image input normalisation inside the model: none, or minmax "
@@ -137,6 +144,8 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "erase_dark": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digits": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digit_letters": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "not_digit_printed": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "low_res": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digit_weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "input_norm": (lambda v: v in INPUT_NORMS, f"one of {', '.join(INPUT_NORMS)}"),
     "holdout": (lambda v: _is_int(v) and 0 <= v < 60_000, "an integer in [0, 60000)"),

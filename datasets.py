@@ -267,7 +267,8 @@ class TensorLoader:
     `noise` (std, on [0, 1] pixels) on half the images; random erasing with probability `erase` (`erase_dark`: the
     share of its rectangles filled black whatever fill was drawn); and
     `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT, a
-    `not_digit_letters` share of them hand-written letters and signs.
+    `not_digit_letters` share of them hand-written letters and signs and a `not_digit_printed` share printed ones;
+    a `low_res` share of all of them shrunk and enlarged back.
     """
 
     def __init__(
@@ -286,6 +287,8 @@ class TensorLoader:
         erase_dark: float = 0.0,
         not_digits: float = 0.0,
         not_digit_letters: float = 0.0,
+        not_digit_printed: float = 0.0,
+        low_res: float = 0.0,
     ) -> None:
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
@@ -294,7 +297,7 @@ class TensorLoader:
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
         self.shift, self.elastic, self.noise, self.erase, self.erase_dark = shift, elastic, noise, erase, erase_dark
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
-        self.letters = not_digit_letters
+        self.letters, self.printed, self.low_res = not_digit_letters, not_digit_printed, low_res
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
@@ -326,10 +329,12 @@ class TensorLoader:
         if self.augment:
             x = augment_batch(x, generator, self.shift, self.elastic)
             if self.extra:
-                others = augment.not_digits(x, self.extra, generator, self.letters)
+                others = augment.not_digits(x, self.extra, generator, self.letters, self.printed)
                 x = torch.cat([x, others])
                 labels = torch.cat([labels, labels.new_full((self.extra,), augment.NOT_A_DIGIT)])
                 redrawn = torch.cat([redrawn, redrawn.new_zeros(self.extra)])
+            if self.low_res:
+                x = augment.low_res(x, self.low_res, generator)
             if self.noise:
                 x = augment.add_noise(x, self.noise, generator)
             if self.erase:
@@ -349,7 +354,8 @@ class TensorLoader:
 
 
 # TensorLoader's levers beyond stroke_prob
-AUGMENTATION = ("shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters")
+AUGMENTATION = ("shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
+                "not_digit_printed", "low_res")
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -402,7 +408,7 @@ def load_data(
     images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
     `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, erase_dark, not_digits,
-    not_digit_letters; TensorLoader).
+    not_digit_letters, not_digit_printed, low_res; TensorLoader).
     """
     unknown = set(augmentation) - set(AUGMENTATION)
     if unknown:

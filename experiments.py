@@ -27,6 +27,7 @@ A run that fails is reported with its flags and error while the others go on; th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -86,12 +87,19 @@ ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on t
 }
 
 
-EVALUATED = ("recipe", "app", "faithful", "screen", "robust")  # sweeps (by prefix) whose runs get robustness figures
+# sweeps (by prefix) whose runs get robustness figures
+EVALUATED = ("recipe", "app", "faithful", "screen", "robust", "reject")
 
 
-# The shipped app model: the default recipe plus generated non-digits, the lever that buys "not a digit / not sure"
-# and costs clean accuracy.
+# The app model (shipped before the rejection model): the default recipe plus generated non-digits, one network
+# answering and saying "not a digit / not sure", which costs its answers clean accuracy and MNIST-C.
 APP = ["--not-digits", "0.125"]
+# The shipped rejection model (checkpoints/s6-reject.pt): the default recipe trained with many generated non-digits,
+# hand-written and printed letters among them; its top probability says "not a digit" while the default model
+# answers. Its own clean accuracy does not matter, so it can spend more of itself on non-digits than APP can;
+# low-resolution digits among its training images keep soft ink from reading as "not a digit".
+REJECT = ["--epochs", "12", "--not-digits", "0.25", "--not-digit-letters", "0.25", "--not-digit-printed", "0.25",
+          "--low-res", "0.2"]
 # The app model's levers, explicit, so the ablation's rows keep their meaning when a default moves.
 ROBUST_BASE = ["--epochs", "18", "--stroke-prob", "0.1", "--input-norm", "minmax", "--shift", "1", "--elastic", "1",
                "--noise", "0.15", "--erase", "0.1", "--not-digits", "0.125"]
@@ -117,6 +125,8 @@ SEED_SWEEPS = {
     "recipe-no-erase": ["--erase", "0"],
     "recipe-erase-0.1": ["--erase", "0.1"],  # the previous default
     "app": APP,
+    "reject": REJECT,
+    "reject-no-low-res": [*REJECT, "--low-res", "0"],
     "faithful": FAITHFUL,
 }
 
@@ -151,8 +161,8 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
 
 BEFORE_FIELD = {  # what runs recorded before a field existed did
     "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
-    "erase_dark": 0.0, "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_weight": 0.5, "input_norm": "none",
-    "holdout": 0,
+    "erase_dark": 0.0, "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_printed": 0.0, "low_res": 0.0,
+    "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
 }
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
 
@@ -477,20 +487,20 @@ def table_ablation(results: Path = RESULTS) -> str:
 
 
 def table_handwriting(results: Path = RESULTS) -> str:
-    """Handwriting conditions: the seed-faithful and the default recipe (means of their seeds), then seeds 0-4 of
-    the app model (seed 0 is the shipped checkpoint), as robustness.py measured them for experiments.py."""
+    """Handwriting conditions: the seed-faithful recipe and the app model (means of their seeds), then seeds 0-4 of
+    the default recipe (seed 0 answers in the shipped pair), as robustness.py measured them for experiments.py."""
     def hands(group):
         return [_robust(r)["handwriting"] for r in load_group(group, results).values() if "robustness" in r]
 
-    app = {f"app seed {r['config']['seed']}": _robust(r)["handwriting"]
-           for r in load_group("app", results).values() if "robustness" in r}
-    if not app:
-        return "(no results yet: `python experiments.py app`)"
-    columns = {f"{name}, mean of {len(h)}": h for name, group in (("seed-faithful", "faithful"), ("default", "recipe"))
+    default = {f"default seed {r['config']['seed']}": _robust(r)["handwriting"]
+               for r in load_group("recipe", results).values() if "robustness" in r}
+    if not default:
+        return "(no results yet: `python experiments.py recipe`)"
+    columns = {f"{name}, mean of {len(h)}": h for name, group in (("seed-faithful", "faithful"), ("app model", "app"))
                if (h := hands(group))}
-    columns.update({k: [h] for k, h in app.items()})
+    columns.update({k: [h] for k, h in default.items()})
     lines = ["| condition | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name in next(iter(app.values()))["by_condition"]:
+    for name in next(iter(default.values()))["by_condition"]:
         lines.append(f"| {name} | " + " | ".join(f"{statistics.mean(h['by_condition'][name] for h in hs):.1f}"
                                                  for hs in columns.values()) + " |")
     lines.append("| **overall** (worst) | " + " | ".join(
@@ -516,7 +526,8 @@ def table_hardware(results: Path = RESULTS) -> str:
 
     lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
              "|---|---|---|---|---|---|---|"]
-    for group in ("sizes", "frontier", "ablation", "precision", *SEED_SWEEPS, "examples", "robust-ablation"):
+    for group in ("sizes", "frontier", "ablation", "precision", *SEED_SWEEPS, "examples", "robust-ablation",
+                  "screen-reject"):
         runs = list(load_group(group, results).values())
         if runs:
             for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
@@ -635,7 +646,9 @@ def table_cluster(results: Path = RESULTS) -> str:
 
 ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files say otherwise)
     "default recipe": "recipe",
-    f"shipped app model (`{' '.join(APP)}`)": "app",
+    f"rejection model (`{' '.join(REJECT)}`; its verdict is shipped, its answers are not)": "reject",
+    "rejection model without low-resolution images (`--low-res 0`)": "reject-no-low-res",
+    f"app model (`{' '.join(APP)}`, shipped before the rejection model)": "app",
     "default without random erasing (`--erase 0`)": "recipe-no-erase",
     "default erasing twice as often (`--erase 0.1`, the previous default)": "recipe-erase-0.1",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
@@ -673,30 +686,26 @@ def table_robustness(results: Path = RESULTS) -> str:
 
 
 def table_recipe(results: Path = RESULTS) -> str:
-    """The README's view: the default recipe and the shipped app model, seed by seed."""
+    """The README's view: the default recipe seed by seed, with the verdict of the rejection model of the same seed."""
     recipe = {r["config"]["seed"]: r for r in load_group("recipe", results).values() if "robustness" in r}
-    app = {r["config"]["seed"]: r for r in load_group("app", results).values() if "robustness" in r}
-    if not recipe or not app:
-        return "(no results yet: `python experiments.py recipe` and `app`)"
-    lines = ["| seed | default: clean test acc (%) | MNIST-C mean / worst (%) | app model: clean test acc (%) | "
-             "MNIST-C mean / worst (%) | not-a-digit set refused (%) | test digits refused (%) |",
-             "|---|---|---|---|---|---|---|"]
+    reject = {r["config"]["seed"]: r for r in load_group("reject", results).values() if "robustness" in r}
+    if not recipe or not reject:
+        return "(no results yet: `python experiments.py recipe` and `reject`)"
+    lines = ["| seed | clean test acc (%) | MNIST-C mean / worst (%) | with its rejection model: not-a-digit set "
+             "refused (%) | test digits refused (%) |", "|---|---|---|---|---|"]
 
     def corrupted(run):
         return _robust(run)["mnist_c"]["mean"], _robust(run)["mnist_c"]["worst_acc"]
 
     for seed in sorted(recipe):
-        (cm, cw), (am, aw) = corrupted(recipe[seed]), corrupted(app[seed])
-        nd = _robust(app[seed])["not_a_digit"]
-        lines.append(f"| {seed} | {final(recipe[seed]):.2f} | {cm:.1f} / {cw:.1f} | {final(app[seed]):.2f} | "
-                     f"{am:.1f} / {aw:.1f} | {nd['non_digits_refused_mean']:.1f} | {nd['mnist_test_refused']:.2f} |")
-    rc, ac = [corrupted(r) for r in recipe.values()], [corrupted(r) for r in app.values()]
+        (cm, cw), nd = corrupted(recipe[seed]), _robust(reject[seed])["not_a_digit"] if seed in reject else None
+        verdict = f"{nd['non_digits_refused_mean']:.1f} | {nd['mnist_test_refused']:.2f}" if nd else "- | -"
+        lines.append(f"| {seed} | {final(recipe[seed]):.2f} | {cm:.1f} / {cw:.1f} | {verdict} |")
+    rc, nds = [corrupted(r) for r in recipe.values()], [_robust(r)["not_a_digit"] for r in reject.values()]
     lines.append(f"| **mean** | **{_stats([final(r) for r in recipe.values()])}** | "
                  f"{statistics.mean(m for m, _ in rc):.1f} / {min(w for _, w in rc):.1f} (min) | "
-                 f"**{_stats([final(r) for r in app.values()])}** | "
-                 f"{statistics.mean(m for m, _ in ac):.1f} / {min(w for _, w in ac):.1f} (min) | "
-                 f"{statistics.mean(_robust(r)['not_a_digit']['non_digits_refused_mean'] for r in app.values()):.1f} | "
-                 f"{statistics.mean(_robust(r)['not_a_digit']['mnist_test_refused'] for r in app.values()):.2f} |")
+                 f"{statistics.mean(n['non_digits_refused_mean'] for n in nds):.1f} | "
+                 f"{statistics.mean(n['mnist_test_refused'] for n in nds):.2f} |")
     return "\n".join(lines)
 
 
@@ -717,41 +726,59 @@ def table_mnist_c(results: Path = RESULTS) -> str:
 
 
 def table_not_a_digit(results: Path = RESULTS) -> str:
-    runs = [r for r in load_group("app", results).values() if "robustness" in r]
+    """Per kind: the rejection model seed by seed (the shipped verdict), then the means of the models that give
+    their own verdict."""
+    groups = {"recipe": "default alone", "app": "app model alone"}
+    runs = [r for r in load_group("reject", results).values() if "robustness" in r]
     if not runs:
-        return "(no results yet: `python experiments.py app`)"
+        return "(no results yet: `python experiments.py reject`)"
     kinds = list(_robust(runs[0])["not_a_digit"]["non_digits_refused"])
-    lines = ["| seed | " + " | ".join(kinds) + " | mean | MNIST test digits refused |",
-             "|---|" + "---|" * (len(kinds) + 2)]
+    lines = ["| verdict by | " + " | ".join(kinds) + " | mean | characters never trained on | MNIST test digits "
+             "refused |", "|---|" + "---|" * (len(kinds) + 3)]
+
+    def row(name: str, nds: list[dict]) -> str:
+        never = [n["never_trained_glyphs_refused"] for n in nds if "never_trained_glyphs_refused" in n]
+        return (f"| {name} | " + " | ".join(f"{statistics.mean(n['non_digits_refused'][k] for n in nds):.1f}"
+                                          for k in kinds)
+                + f" | {statistics.mean(n['non_digits_refused_mean'] for n in nds):.1f} | "
+                + (f"{statistics.mean(never):.1f}" if never else "-")
+                + f" | {statistics.mean(n['mnist_test_refused'] for n in nds):.2f} |")
+
     for r in runs:
-        nd = _robust(r)["not_a_digit"]
-        lines.append(f"| {r['config']['seed']} | " + " | ".join(f"{nd['non_digits_refused'][k]:.1f}" for k in kinds)
-                     + f" | {nd['non_digits_refused_mean']:.1f} | {nd['mnist_test_refused']:.2f} |")
+        lines.append(row(f"rejection model, seed {r['config']['seed']}", [_robust(r)["not_a_digit"]]))
+    for group, name in groups.items():
+        nds = [_robust(r)["not_a_digit"] for r in load_group(group, results).values() if "robustness" in r]
+        if nds:
+            lines.append(row(f"{name} (mean of {len(nds)} seeds)", nds))
     return "\n".join(lines)
 
 
-def table_threshold(results: Path = RESULTS) -> str:
-    runs = load_group("threshold", results)
+def table_threshold(results: Path = RESULTS, group: str = "threshold") -> str:
+    runs = load_group(group, results)
     if not runs:
         return "(no results yet)"
     seeds = ", ".join(name.removeprefix("seed") for name in runs)
-    lines = [f"| REJECT_BELOW | held-out training digits refused (%), seeds {seeds} | generated non-digits "
-             "refused (%) |",
-             "|---|---|---|"]
-    for t in next(iter(runs.values())):
-        if t == "command":
-            continue
-        lines.append(f"| {t} | {_each([r[t]['digits_refused'] for r in runs.values()])} | "
-                     f"{_each([r[t]['not_digits_refused'] for r in runs.values()])} |")
+    columns = {"digits_refused": f"held-out training digits refused (%), seeds {seeds}",
+               "not_digits_refused": "generated non-digits refused (%)",
+               "printed_refused": "printed letters and signs, validation faces, refused (%)"}
+    first = next(iter(runs.values()))
+    columns = {k: v for k, v in columns.items() if k in first["0.5"]}  # older files lack the printed column
+    lines = ["| REJECT_BELOW | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
+    for t in first:
+        if t != "command":
+            lines.append(f"| {t} | " + " | ".join(_each([r[t][k] for r in runs.values()]) for k in columns) + " |")
     return "\n".join(lines)
 
 
 def table_printed(results: Path = RESULTS) -> str:
     variants = ("printed", "low-res scan", "pen-redrawn")
     lines = ["| model | " + " | ".join(f"{v}: all (held-out faces)" for v in variants) + " |", "|---|---|---|---|"]
-    for row, group in ROBUST_ROWS.items():
-        runs = [_robust(r)["printed_digits"] for r in load_group(group, results).values()
-                if "printed_digits" in _robust(r)]
+    rows = {row: [_robust(r)["printed_digits"] for r in load_group(group, results).values()
+                  if "printed_digits" in _robust(r)] for row, group in ROBUST_ROWS.items()}
+    if (results / "pairs.json").is_file():  # the default's answers with the rejection model's verdict
+        pairs = json.loads((results / "pairs.json").read_text())["pairs"].values()
+        rows = {"default + rejection model (the shipped pair)": [p["printed_digits"] for p in pairs], **rows}
+    for row, runs in rows.items():
         if runs:
             lines.append(f"| {row.split(' (')[0]} | " + " | ".join(
                 f"{statistics.mean(p[v]['all'] for p in runs):.1f} "
@@ -761,21 +788,25 @@ def table_printed(results: Path = RESULTS) -> str:
 
 
 def table_variants(results: Path = RESULTS) -> str:
-    """robustness.py --variants: each hand-drawn shape, default recipe (its seeds) and the shipped app model."""
-    v = json.loads((results / "variants.json").read_text())
-    groups = {"default recipe": [m for m in v["models"].values() if not m["config"]["not_digits"]],
-              "shipped app model": [m for m in v["models"].values() if m["config"]["not_digits"]]}
+    """robustness.py --variants: each hand-drawn shape, read by the default recipe alone, by the default with the
+    rejection model's verdict (the shipped pair), and by the app model alone; seeds as the files hold them."""
+    alone = json.loads((results / "variants.json").read_text())
+    pairs = json.loads((results / "pairs.json").read_text())
+    groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]],
+              "default + rejection model": [{**m["variant_digits"], "config": m["config"]}
+                                            for m in pairs["pairs"].values()],
+              "app model alone": [m for m in alone["models"].values() if m["config"]["not_digits"]]}
     kinds = ("drawn", "low-res scan")
-    head = " | ".join(f"{g} (seed{'s' * (len(ms) > 1)} {', '.join(str(m['config']['seed']) for m in ms)}): {k}"
-                      for g, ms in groups.items() for k in kinds)
+    head = " | ".join(f"{g}: {k}" for g in groups for k in kinds)
     lines = [f"| shape | {head} |", "|---" * (1 + 2 * len(groups)) + "|"]
-    for shape in next(iter(v["models"].values()))["drawn"]:
+    for shape in groups["default alone"][0]["drawn"]:
         cells = [f"{statistics.mean(m[k][shape]['all'] for m in ms):.0f} "
                  f"({statistics.mean(m[k][shape]['draws_odd_held_out'] for m in ms):.0f})"
                  for ms in groups.values() for k in kinds]
         lines.append(f"| {shape} | " + " | ".join(cells) + " |")
-    note = (f"\n% read right and not refused, mean over the seeds (in parentheses the held-out half of the hands); "
-            f"`{v['command']}`.")
+    seeds = "; ".join(f"{g}: seeds {', '.join(str(m['config']['seed']) for m in ms)}" for g, ms in groups.items())
+    note = (f"\n% read right and not refused, mean over the seeds ({seeds}; in parentheses the held-out half of the "
+            f"hands); `{alone['command']}` and `{pairs['command']}`.")
     return "\n".join([*lines, note])
 
 
@@ -808,6 +839,37 @@ def table_robust_ablation(results: Path = RESULTS) -> str:
 SCREEN_GROUPS = ("screen", "screen2", "screen3")
 
 
+def _even_drawn(robust: dict, kind: str = "drawn") -> float:
+    """Mean over the hand-drawn shapes (`kind`: drawn or low-res scan) of the even hands read right and accepted
+    (the half that may guide a choice)."""
+    return statistics.mean(v["draws_even"] for v in robust["variant_digits"][kind].values())
+
+
+def table_reject_screen(results: Path = RESULTS) -> str:
+    """The rejection model's candidates (screen-reject): chosen on the validation columns only."""
+    runs = load_group("screen-reject", results)
+    lines = ["| train.py flags (all: `--epochs 12 --holdout 5000`) | seeds | validation: digits refused (%) | "
+             "generated non-digits refused (%) | printed letters and signs, validation faces, refused (%) | "
+             "drawn shapes right and accepted, even hands: drawn / low-res scan (%) | reported only: not-a-digit set "
+             "refused (%) | of it, characters never trained on (%) | test digits refused (%) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    by_flags: dict[str, list[dict]] = {}
+    for run in runs.values():
+        flags = run["command"].split("train.py ", 1)[1].rsplit(" --seed", 1)[0]
+        by_flags.setdefault(flags.replace("--epochs 12 --holdout 5000", "").strip(), []).append(run)
+    for flags, rs in by_flags.items():
+        rob = [_robust(r) for r in rs]
+        lines.append(f"| `{flags}` | {', '.join(str(r['config']['seed']) for r in rs)} | "
+                     f"{_mean(x['validation']['digits_refused'] for x in rob)} | "
+                     f"{_mean(x['validation']['not_digits_refused'] for x in rob)} | "
+                     f"{_mean(x['validation']['printed_refused'] for x in rob)} | "
+                     f"{_mean(_even_drawn(x) for x in rob)} / {_mean(_even_drawn(x, 'low-res scan') for x in rob)} | "
+                     f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)} | "
+                     f"{_mean(x['not_a_digit']['never_trained_glyphs_refused'] for x in rob)} | "
+                     f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
+    return "\n".join(lines)
+
+
 def table_robust_screen(results: Path = RESULTS) -> str:
     lines = ["| train.py flags (all: `--epochs 5 --holdout 5000`) | seeds | validation: clean | perturbed mean | "
              "digits refused | generated non-digits refused | reported only: MNIST-C mean (worst) | "
@@ -836,7 +898,8 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
           "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
           "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen, "threshold": table_threshold,
-          "printed": table_printed, "variants": table_variants, "robust_ablation": table_robust_ablation}
+          "threshold_reject": functools.partial(table_threshold, group="threshold-reject"), "printed": table_printed,
+          "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 
 

@@ -6,9 +6,10 @@ centre lines with random pens), scribbles, blobs, and two MNIST test digits side
 are a digit in many hands (O, I, l, S, Z, B, b, g, q, |, /, ...) are left out: refusing them would be wrong.
 
 No training or tuning decision sees this set: training's non-digits (augment.not_digits) come from other
-generators (its hand-written letters from stroke skeletons of part of the alphabet; `unseen_glyphs_refused`
-counts the font letters and signs outside that part), and predict.REJECT_BELOW is chosen on held-out training
-digits and those generated non-digits.
+generators (its hand-written letters from stroke skeletons of part of the alphabet, `unseen_glyphs_refused`
+counting the font letters and signs outside that part; its printed ones from other typefaces, matplotlib's STIX
+and Computer Modern, and without some characters, `never_trained_glyphs_refused` counting the glyphs of those),
+and predict.REJECT_BELOW is chosen on held-out training digits and generated or validation-face non-digits.
 `python robustness.py --checkpoint PATH` prints a model's refusal rates with its other figures.
 """
 
@@ -28,6 +29,7 @@ from pens import centre_lines, frame_digits, redraw_strokes
 LETTERS = "ACDEFHJKLMNPQRTUVWXYacdefhkmnprtuvwxy"  # no O o I i l j S s Z z B b G g q: digits in some hands
 SYMBOLS = "+-=×÷?!#%&@*<>$~^{}"
 UNSEEN = "".join(c for c in LETTERS + SYMBOLS if c not in augment.SKELETONS)  # never drawn by training's hands
+NEVER_TRAINED = "".join(c for c in UNSEEN if c not in augment.FONT_CHARS)  # nor printed, in any face
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
 MAX_FONTS = 12
 PER_KIND = 200  # generated items per generated kind (scribbles, blobs, pairs)
@@ -136,7 +138,10 @@ def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor) -> dict:
     # The font glyphs training's hand-written letters never drew (glyphs() renders every char in every font).
     fonts_glyphs = torch.cat([top["letters (fonts)"], top["symbols (fonts)"]])
     chars = [c for text in (LETTERS, SYMBOLS) for _ in fonts() for c in text]
-    unseen = fonts_glyphs[torch.tensor([c in UNSEEN for c in chars])]
+
+    def refused(among: str) -> float:  # % of the font glyphs of these characters refused
+        return 100.0 * float((~is_digit(fonts_glyphs[torch.tensor([c in among for c in chars])])).float().mean())
+
     return {"non_digits_refused": per, "non_digits_refused_mean": float(np.mean(list(per.values()))),
-            "unseen_glyphs_refused": 100.0 * float((~is_digit(unseen)).float().mean()),
+            "unseen_glyphs_refused": refused(UNSEEN), "never_trained_glyphs_refused": refused(NEVER_TRAINED),
             "mnist_test_refused": 100.0 * float((~is_digit(digits)).float().mean())}

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint
 from datasets import normalize
 from model import Net
 from pens import DIGIT_BOX, PEN_RES, frame_digits
@@ -28,8 +28,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
 MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank
-# Below this top probability the answer is "not a digit / not sure": chosen on held-out training digits and
-# generated non-digits (docs/robustness.md), never on the test digits or the non-digit evaluation set.
+# Below this top probability (of the rejection model, or of the model itself without one) the answer is "not a
+# digit / not sure": chosen on held-out training digits and generated non-digits (docs/robustness.md), never on
+# the test digits or the non-digit evaluation set.
 REJECT_BELOW = 0.5
 NOT_A_DIGIT = "not a digit / not sure"
 
@@ -46,8 +47,9 @@ class ImageError(ValueError):
 class Prediction:
     """One image's result: the digit, its probability, the top 3 and the 28x28 input the model saw.
 
-    `is_digit` is False when the model is not sure enough (top probability under REJECT_BELOW): drawings
-    that are not one digit (a letter, a scribble, "10") land here; `digit` is then only the best guess.
+    `is_digit` is False when the rejection model (or, without one, the model itself) is not sure enough (its top
+    probability, `verdict_probability`, under REJECT_BELOW): drawings that are not one digit (a letter, a
+    scribble, "10") land here; `digit` is then only the best guess.
     """
 
     path: str
@@ -55,10 +57,11 @@ class Prediction:
     probability: float
     top3: list[tuple[int, float]]
     image: torch.Tensor  # (28, 28) in [0, 1], white ink on black, as in MNIST
+    verdict_probability: float | None = None  # the rejection model's top probability; None: no rejection model
 
     @property
     def is_digit(self) -> bool:
-        return is_digit(self.probability)
+        return is_digit(self.probability if self.verdict_probability is None else self.verdict_probability)
 
     @property
     def verdict(self) -> str:
@@ -68,7 +71,8 @@ class Prediction:
     def to_dict(self) -> dict:
         """JSON-ready form (without the image)."""
         return {"path": self.path, "verdict": self.verdict, "is_digit": self.is_digit, "digit": self.digit,
-                "probability": round(self.probability, 4), "top3": [[d, round(p, 4)] for d, p in self.top3]}
+                "probability": round(self.probability, 4), "top3": [[d, round(p, 4)] for d, p in self.top3],
+                "verdict_probability": None if self.verdict_probability is None else round(self.verdict_probability, 4)}
 
 
 def is_digit(top_probability: float | torch.Tensor):
@@ -143,16 +147,35 @@ def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_image(
-    model: Net, source: str | os.PathLike | Image.Image, device: torch.device | str = "cpu"
+    model: Net, source: str | os.PathLike | Image.Image, device: torch.device | str = "cpu",
+    rejector: Net | None = None,
 ) -> Prediction:
-    """Preprocess one image and classify it with `model` -> Prediction."""
+    """Preprocess one image, classify it with `model` and, with a `rejector`, let that model's top probability
+    decide whether it is a digit at all -> Prediction."""
     image = preprocess(source)
+    x = normalize(image)[None, None].to(device)
     model.eval()
-    probs = model(normalize(image)[None, None].to(device)).exp()[0].cpu()
+    probs = model(x).exp()[0].cpu()
     top = probs.topk(3)
     top3 = [(int(d), float(p)) for p, d in zip(top.values, top.indices)]
     name = "image" if isinstance(source, Image.Image) else str(source)
-    return Prediction(name, top3[0][0], top3[0][1], top3, image)
+    verdict_probability = None if rejector is None else float(rejector.eval()(x).exp().amax())
+    return Prediction(name, top3[0][0], top3[0][1], top3, image, verdict_probability)
+
+
+NO_REJECTOR = "none"  # --rejector none: the model's own top probability decides
+
+
+def load_rejector(path: str | os.PathLike | None = DEFAULT_REJECTOR) -> Net | None:
+    """The rejection model stored at `path`; None for None or "none" (the answering model's own top probability
+    decides then)."""
+    if path is None or str(path) == NO_REJECTOR:
+        return None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"rejection model {path} does not exist: train one with `python experiments.py "
+                                f"reject`, or pass --rejector {NO_REJECTOR} to let the model's own top probability "
+                                f"decide")
+    return load_checkpoint(path)[0]
 
 
 def collect_images(paths: list[str | os.PathLike]) -> list[Path | ImageError]:
@@ -178,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("paths", nargs="+", help="image files or folders of images")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="default: the shipped checkpoints/s6.pt")
+    p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
+                   help=f"the model whose top probability decides 'not a digit' (default: the shipped "
+                        f"checkpoints/s6-reject.pt); {NO_REJECTOR}: the model's own")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     a = p.parse_args(argv)
     try:
-        model, _ = load_checkpoint(a.checkpoint)
+        model, rejector = load_checkpoint(a.checkpoint)[0], load_rejector(a.rejector)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -189,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for f in files:
         try:
-            r = f if isinstance(f, ImageError) else predict_image(model, f)
+            r = f if isinstance(f, ImageError) else predict_image(model, f, rejector=rejector)
         except ImageError as exc:
             r = exc
         if isinstance(r, ImageError):

@@ -11,6 +11,7 @@
 
     python robustness.py --checkpoint runs/15k-seed0/checkpoint.pt [--json out.json]
     python robustness.py --variants --checkpoint A.pt B.pt ... [--json out.json]   # the drawn shapes only
+    python robustness.py --checkpoint A.pt B.pt --rejector RA.pt RB.pt [--variants]  # answers A, verdicts RA, ...
 
 experiments.py adds these figures to each run's result file.
 """
@@ -37,10 +38,17 @@ VALIDATION_SEED = 99  # the validation draws' own seed, apart from any run's
 HANDWRITING_DIGITS = 1000  # test digits per handwriting condition, as `userset.py --conditions`
 
 
+def validation_printed() -> torch.Tensor:
+    """Printed letters and signs in the faces training never renders (augment.VALIDATION_FACES), as printed and
+    redrawn with a pen: the validation's stand-in for the not-a-digit set's font glyphs."""
+    printed = augment.font_glyphs(augment.VALIDATION_FACES)
+    return torch.cat([printed, nondigits.pen_drawn(printed, VALIDATION_SEED)])
+
+
 @torch.no_grad()
 def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
     """Accuracy (%) on the last `holdout` training digits, clean and perturbed; % of them refused; % of generated
-    non-digits refused."""
+    non-digits and of printed validation glyphs refused."""
     from predict import is_digit
 
     held = validation_digits(holdout, data_dir)
@@ -53,7 +61,9 @@ def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
     perturbed = [a for name, a in acc.items() if name != "clean"]
     return {"holdout": holdout, "accuracy": acc, "perturbed_mean": float(np.mean(perturbed)),
             "digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, x))).float().mean()),
-            "not_digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, others))).float().mean())}
+            "not_digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, others))).float().mean()),
+            "printed_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, validation_printed())))
+                                             .float().mean())}
 
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -66,8 +76,10 @@ def threshold_choice(model: torch.nn.Module, holdout: int, data_dir=None) -> dic
     x = held.data.unsqueeze(1).float() / 255
     others = augment.not_digits(x, VALIDATION_NOT_DIGITS, torch.Generator().manual_seed(VALIDATION_SEED))
     digits, junk = nondigits.top_probability(model, x), nondigits.top_probability(model, others)
+    printed = nondigits.top_probability(model, validation_printed())
     return {str(t): {"digits_refused": 100.0 * float((digits < t).float().mean()),
-                     "not_digits_refused": 100.0 * float((junk < t).float().mean())} for t in THRESHOLDS}
+                     "not_digits_refused": 100.0 * float((junk < t).float().mean()),
+                     "printed_refused": 100.0 * float((printed < t).float().mean())} for t in THRESHOLDS}
 
 
 def handwriting(model: torch.nn.Module, test_images: np.ndarray, test_labels: np.ndarray) -> dict:
@@ -144,34 +156,40 @@ def digit_variants(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, l
 
 
 @torch.no_grad()
-def variant_digits(model: torch.nn.Module) -> dict:
-    """Accuracy (%) per DIGIT_VARIANTS shape, drawn and as a low-resolution scan, for the even-numbered draws and
-    the odd-numbered ones (held out); "not a digit / not sure" counts as wrong."""
+def read_right(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+               rejector: torch.nn.Module | None = None) -> torch.Tensor:
+    """Which images (N, 1, 28, 28) in [0, 1] `model` names right and the verdict (`rejector`'s top probability, or
+    the model's own) calls a digit."""
     from predict import is_digit
 
+    model.eval()
+    answer = torch.cat([model(normalize(x[i : i + 1000])).argmax(1) for i in range(0, len(x), 1000)])
+    return (answer == y) & is_digit(nondigits.top_probability(model if rejector is None else rejector, x))
+
+
+def variant_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = None) -> dict:
+    """Accuracy (%) per DIGIT_VARIANTS shape, drawn and as a low-resolution scan, for the even-numbered draws and
+    the odd-numbered ones (held out); "not a digit / not sure" (`rejector`'s, or the model's own) counts as wrong."""
     out = {}
     for variant in ("drawn", "low-res scan"):
         x, y, names = digit_variants(low_res=variant == "low-res scan")
-        prob = model(normalize(x)).exp()
-        right = ((prob.argmax(1) == y) & is_digit(prob.amax(1))).view(len(names), VARIANT_DRAWS).float()
+        right = read_right(model, x, y, rejector).view(len(names), VARIANT_DRAWS).float()
         out[variant] = {name: {"all": 100.0 * float(row.mean()), "draws_even": 100.0 * float(row[0::2].mean()),
                                "draws_odd_held_out": 100.0 * float(row[1::2].mean())}
                         for name, row in zip(names, right)}
     return out
 
 
-def printed_digits(model: torch.nn.Module) -> dict:
+def printed_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = None) -> dict:
     """Accuracy (%) on font digits (font_digits), as printed, as a low-resolution scan and redrawn with random pens,
-    for the even-numbered faces and the odd-numbered ones (the second half is kept out of every decision)."""
-    from predict import is_digit
-
+    for the even-numbered faces and the odd-numbered ones (the second half is kept out of every decision);
+    "not a digit / not sure" (`rejector`'s, or the model's own) counts as wrong."""
     printed, y, faces = font_digits()
     renderings = {"printed": printed, "low-res scan": font_digits(low_res=True)[0],
                   "pen-redrawn": nondigits.pen_drawn(printed, VALIDATION_SEED)}
     out = {}
     for variant, x in renderings.items():
-        prob = torch.cat([model(normalize(x[i : i + 1000])).exp() for i in range(0, len(x), 1000)])
-        right = (prob.argmax(1) == y) & is_digit(prob.amax(1))
+        right = read_right(model, x, y, rejector)
         half = (torch.arange(len(y)) // 10) % 2  # face index parity
         out[variant] = {"all": 100.0 * float(right.float().mean()),
                         "faces_even": 100.0 * float(right[half == 0].float().mean()),
@@ -181,9 +199,9 @@ def printed_digits(model: torch.nn.Module) -> dict:
 
 
 def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None) -> dict:
-    """All figures for `model`: validation (if it was trained with a holdout), MNIST-C, not-a-digit, printed and
-    hand-drawn variant digits, and for a model trained on all digits the slower handwriting set (screening runs
-    skip it)."""
+    """All figures for `model` on its own (its top probability gives the verdict): validation (if it was trained
+    with a holdout), MNIST-C, not-a-digit, printed and hand-drawn variant digits, and for a model trained on all
+    digits the slower handwriting set (screening runs skip it)."""
     test = mnist_split(False, data_dir, download=False)
     out = {}
     if holdout:
@@ -198,6 +216,14 @@ def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None) -> dict:
     return out
 
 
+def evaluate_pair(model: torch.nn.Module, rejector: torch.nn.Module, data_dir=None) -> dict:
+    """The figures that change when `rejector`'s top probability gives the verdict on `model`'s answers: the
+    not-a-digit set and test digits refused (the rejector's alone), printed and hand-drawn variant digits (both)."""
+    test = mnist_split(False, data_dir, download=False)
+    return {"not_a_digit": nondigits.refusal_rates(rejector, test.data),
+            "printed_digits": printed_digits(model, rejector), "variant_digits": variant_digits(model, rejector)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
@@ -210,11 +236,23 @@ def main(argv: list[str] | None = None) -> dict:
                    help="only the validation refusal rates per candidate REJECT_BELOW (a model trained with --holdout)")
     p.add_argument("--variants", action="store_true",
                    help="only the hand-drawn shapes MNIST's writers rarely made (DIGIT_VARIANTS), for each checkpoint")
+    p.add_argument("--rejector", nargs="+", default=None,
+                   help="rejection models, one per checkpoint: the figures of each pair (evaluate_pair)")
     a = p.parse_args(argv)
-    if len(a.checkpoint) > 1 and not a.variants:
-        p.error("several checkpoints are for --variants; give one checkpoint")
+    if len(a.checkpoint) > 1 and not (a.variants or a.rejector):
+        p.error("several checkpoints are for --variants or --rejector; give one checkpoint")
+    if a.rejector and len(a.rejector) != len(a.checkpoint):
+        p.error(f"--rejector needs one rejection model per checkpoint: {len(a.checkpoint)} checkpoint(s), "
+                f"{len(a.rejector)} rejector(s)")
     torch.set_num_threads(1)
-    if a.variants:
+    if a.rejector:
+        result = {"pairs": {}}
+        for path, reject_path in zip(a.checkpoint, a.rejector):
+            (model, payload), (rejector, reject_payload) = load_checkpoint(path), load_checkpoint(reject_path)
+            result["pairs"][f"{path} + {reject_path}"] = {
+                "config": payload["config"], "rejector_config": reject_payload["config"],
+                **(evaluate_pair(model, rejector, a.data_dir) if not a.variants else variant_digits(model, rejector))}
+    elif a.variants:
         result = {"models": {}}
         for path in a.checkpoint:
             model, payload = load_checkpoint(path)

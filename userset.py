@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint
 from datasets import mnist_split
 from pens import DIGIT_BOX, MNIST_STROKE, centre_lines, pen_ink, thin
-from predict import ImageError, predict_image
+from predict import NO_REJECTOR, ImageError, load_rejector, predict_image
 
 RENDERER = 2  # bump when the rendering of the sets changes; results of older renderers are marked in the docs
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
@@ -189,17 +189,21 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditions", action="store_true", help="the handwriting conditions -> results/robustness.json")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
+                   help=f"the rejection model for the photo set's refusals (as predict.py's; {NO_REJECTOR}: the "
+                        f"model's own)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, default=None,
                    help="results file (default results/robustness.json with --conditions, else results/userset.json)")
     p.add_argument("--keep", type=Path, default=None, help="write the photos here instead of a temporary folder")
     a = p.parse_args(argv)
     test = mnist_split(False, a.data_dir, subset=a.n)
-    model, _ = load_checkpoint(a.checkpoint)
+    model, rejector = load_checkpoint(a.checkpoint)[0], load_rejector(None if a.conditions else a.rejector)
     out = a.out or Path(__file__).resolve().parent / "results" / ("robustness.json" if a.conditions else "userset.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     command = f"python userset.py {'--conditions ' if a.conditions else ''}--n {a.n} --seed {a.seed}" + (
-        f" --checkpoint {a.checkpoint}" if a.checkpoint != DEFAULT_CHECKPOINT else "")
+        f" --checkpoint {a.checkpoint}" if a.checkpoint != DEFAULT_CHECKPOINT else "") + (
+        f" --rejector {a.rejector}" if a.rejector != str(DEFAULT_REJECTOR) and not a.conditions else "")
     if a.conditions:
         report = condition_accuracy(model, test.data.numpy(), test.targets.numpy(), a.seed)
         accs = [r["accuracy"] for r in report.values()]
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> float:
         files = write_userset(folder, test.data.numpy(), test.targets.numpy(), a.seed)
         hits, refused, by_suffix = 0, 0, {}
         for path, label in files:
-            prediction = predict_image(model, path)
+            prediction = predict_image(model, path, rejector=rejector)
             ok = prediction.digit == label
             hits += ok
             refused += not prediction.is_digit
@@ -223,6 +227,7 @@ def main(argv: list[str] | None = None) -> float:
     acc = 100 * hits / len(files)
     result = {"images": len(files), "accuracy": round(acc, 2), "refused": round(100 * refused / len(files), 2),
               "seed": a.seed, "checkpoint": a.checkpoint.name,
+              "rejector": None if rejector is None else Path(a.rejector).name,
               "by_format": {k: round(100 * h / n, 2) for k, (h, n) in sorted(by_suffix.items())}, "command": command,
               "renderer": RENDERER}
     print(json.dumps(result, indent=1))

@@ -218,7 +218,8 @@ def test_app_handlers_say_when_nothing_is_drawn_uploaded_or_sure():
     import predict
     from checkpoint import load_checkpoint
 
-    recognise, recognise_upload, _ = app.make_handlers(load_checkpoint(app.DEFAULT_CHECKPOINT)[0])
+    model, rejector = load_checkpoint(app.DEFAULT_CHECKPOINT)[0], predict.load_rejector()
+    recognise, recognise_upload, _ = app.make_handlers(model, rejector)
     label, seen, message = recognise(None)
     assert label is None and seen is None and message.startswith("Nothing drawn yet")
     assert recognise("")[2].startswith("Nothing drawn yet")  # a cleared pad
@@ -232,4 +233,6 @@ def test_app_handlers_say_when_nothing_is_drawn_uploaded_or_sure():
     ambiguous.paste(0, (45, 10, 55, 90))  # a bar: a 1, or the stem of a 7 or 4
     label, seen, message = recognise(ambiguous)
     assert len(label) == 3 and seen.shape == (app.SEEN_PX, app.SEEN_PX)
-    assert message.startswith("**Not a digit") == (max(label.values()) < predict.REJECT_BELOW)
+    verdict_probability = predict.predict_image(model, ambiguous, rejector=rejector).verdict_probability
+    assert message.startswith("**Not a digit") == (verdict_probability < predict.REJECT_BELOW)  # the rejector's say
+    assert label == {str(d): p for d, p in predict.predict_image(model, ambiguous).top3}  # the model's answer

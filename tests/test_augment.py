@@ -64,6 +64,35 @@ def test_hand_letters_draw_every_skeleton_and_a_zero_share_draws_nothing_new(x):
     assert not torch.equal(mixed, plain) and mixed.shape == plain.shape
 
 
+def test_printed_letters_come_from_faces_the_evaluation_never_uses_and_a_zero_share_draws_nothing_new(x):
+    import nondigits
+
+    evaluated = {p.stem for p in nondigits.fonts(limit=None)}
+    assert not set(augment.TRAIN_FACES) & (set(augment.VALIDATION_FACES) | evaluated)
+    bank = augment.font_glyphs()
+    assert len(bank) > 4 * len(augment.FONT_CHARS) and (bank.flatten(1).amax(1) > 0.9).all()  # every glyph inked
+    extent = torch.maximum((bank[:, 0] > 0.1).any(2).sum(1), (bank[:, 0] > 0.1).any(1).sum(1))
+    assert ((extent >= 15) & (extent <= 22)).all()  # framed as MNIST frames a digit
+    assert nondigits.NEVER_TRAINED and not set(nondigits.NEVER_TRAINED) & set(augment.FONT_CHARS)
+    assert not set(augment.FONT_CHARS) & set("OoIilSsZzBbGgq0123456789")  # digits in some hands are never refused
+    printed = augment.printed_letters(60, torch.Generator().manual_seed(0), "cpu")
+    assert printed.shape == (60, 1, 28, 28) and printed.min() >= 0 and printed.max() <= 1
+    plain = augment.not_digits(x, 40, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(augment.not_digits(x, 40, torch.Generator().manual_seed(3), printed=0.0), plain)
+    mixed = augment.not_digits(x, 40, torch.Generator().manual_seed(3), printed=1.0)
+    assert not torch.equal(mixed, plain) and mixed.shape == plain.shape
+
+
+def test_low_res_softens_the_chosen_images_and_keeps_their_ink_where_it_was(x):
+    soft = augment.low_res(x, 1.0, torch.Generator().manual_seed(0))
+    assert soft.shape == x.shape and soft.min() >= 0 and soft.max() <= 1
+    changed = (soft - x).flatten(1).abs().amax(1)
+    assert (changed > 0.2).all()  # every image lost its sharp edges
+    centre = lambda t: (t[:, 0].sum(1) * torch.arange(28.0)).sum(1) / t[:, 0].sum((1, 2))  # noqa: E731
+    assert (centre(soft) - centre(x)).abs().max() < 1.0  # softened in place, not moved
+    torch.testing.assert_close(augment.low_res(x, 0.0, torch.Generator().manual_seed(0)), x)
+
+
 def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_nothing(data_dir):
     cfg = TrainConfig(subset=512, batch_size=64, not_digits=0.25)
     train, _ = load_data(**cfg.loader_args())

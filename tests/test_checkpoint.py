@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import payload_of
 
-from checkpoint import DEFAULT_CHECKPOINT, FORMAT, load_checkpoint, save_checkpoint
+from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, FORMAT, load_checkpoint, save_checkpoint
 from config import TrainConfig
 from model import INPUT_SHAPE, SIZES, Net, count_parameters
 
@@ -25,14 +25,16 @@ def test_checkpoints_rebuild_whichever_size_they_hold(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
 
 
-def test_shipped_checkpoint_is_weights_only_and_described():
-    payload = torch.load(DEFAULT_CHECKPOINT, weights_only=True)
+@pytest.mark.parametrize("path, group", [(DEFAULT_CHECKPOINT, "recipe"), (DEFAULT_REJECTOR, "reject")])
+def test_shipped_checkpoints_are_weights_only_and_described(path, group):
+    payload = torch.load(path, weights_only=True)
     assert payload["arch"] == "Net" and payload["parameters"] == 15_248 and payload["format"] == FORMAT
-    # It is the seed-0 run of the app model's five-seed sweep, whose result file describes it.
-    described = json.loads((DEFAULT_CHECKPOINT.parent.parent / "results" / "app" / "seed0.json").read_text())
+    # Each is the seed-0 run of a five-seed sweep (the default recipe, the rejection model), whose result file
+    # describes it.
+    described = json.loads((path.parent.parent / "results" / group / "seed0.json").read_text())
     assert payload["history"]["test_acc"] == described["history"]["test_acc"]
     assert payload["config"] == {**described["config"], "data_dir": payload["config"]["data_dir"]}
-    assert DEFAULT_CHECKPOINT.stat().st_size < 200_000
+    assert path.stat().st_size < 200_000
 
 
 def test_missing_foreign_and_mismatched_files_get_a_clear_message(tmp_path):

@@ -85,6 +85,27 @@ def test_cli_text_output_and_error_exits(digits, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_the_rejection_model_gives_the_verdict_and_the_model_the_digit(digits, model, tmp_path, capsys):
+    from checkpoint import DEFAULT_REJECTOR, load_checkpoint
+    from datasets import normalize
+
+    rejector = load_checkpoint(DEFAULT_REJECTOR)[0]
+    for digit in digits[0][:5]:
+        img = Image.fromarray(255 - digit)
+        alone, paired = predict.predict_image(model, img), predict.predict_image(model, img, rejector=rejector)
+        assert (paired.digit, paired.top3) == (alone.digit, alone.top3) and alone.verdict_probability is None
+        with torch.no_grad():
+            own = float(rejector(normalize(paired.image)[None, None]).exp().amax())
+        assert paired.verdict_probability == pytest.approx(own)
+        assert paired.is_digit == (own >= predict.REJECT_BELOW) and alone.is_digit == (alone.probability >= 0.5)
+    [(path, _)] = write_userset(tmp_path, digits[0][:1], digits[1][:1])
+    assert predict.main([str(path), "--json", "--rejector", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict_probability"] is None
+    assert predict.main([str(path), "--rejector", str(tmp_path / "gone.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "gone.pt does not exist" in err and "--rejector none" in err
+
+
 def test_missing_path_and_tiny_image_are_clear_errors(tmp_path):
     [missing] = collect_images([tmp_path / "nope.png"])
     assert isinstance(missing, ImageError) and "no such file" in str(missing)

@@ -47,5 +47,17 @@ def test_variant_digits_are_drawn_by_many_hands_framed_as_mnist_and_read(model):
     assert low.shape == x.shape and not torch.equal(low, x)
     out = robustness.variant_digits(model)
     assert set(out) == {"drawn", "low-res scan"} and all(set(v) == set(names) for v in out.values())
+    # With a rejection model, a drawing counts only when the model reads it right and the rejector accepts it.
+    from checkpoint import DEFAULT_REJECTOR, load_checkpoint
+    from datasets import normalize
+    from predict import REJECT_BELOW
+
+    rejector = load_checkpoint(DEFAULT_REJECTOR)[0]
+    with torch.no_grad():
+        expected = (model(normalize(x)).argmax(1) == y) & (rejector(normalize(x)).exp().amax(1) >= REJECT_BELOW)
+    assert torch.equal(robustness.read_right(model, x, y, rejector), expected)
+    k, n = list(robustness.DIGIT_VARIANTS).index("4, open top"), robustness.VARIANT_DRAWS
+    paired = robustness.variant_digits(model, rejector)["drawn"]["4, open top"]["all"]
+    assert paired == pytest.approx(100 * float(expected[k * n : (k + 1) * n].float().mean()))
     shown = out["drawn"]["4, open top"]  # the 4 MNIST's writers made most: read by a model trained on MNIST
     assert shown["all"] > 50 and shown["all"] == pytest.approx((shown["draws_even"] + shown["draws_odd_held_out"]) / 2)
