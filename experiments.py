@@ -527,7 +527,7 @@ def table_hardware(results: Path = RESULTS) -> str:
     lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
              "|---|---|---|---|---|---|---|"]
     for group in ("sizes", "frontier", "ablation", "precision", *SEED_SWEEPS, "examples", "robust-ablation",
-                  "screen-reject"):
+                  "screen-reject", "screen-stroke"):
         runs = list(load_group(group, results).values())
         if runs:
             for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
