@@ -43,3 +43,4 @@ Net, model_summary = model.Net, model.model_summary  # noqa: F821
 TrainConfig = config.TrainConfig  # noqa: F821
 train, test, fit, get_device, plot_acc_loss = util.train, util.test, util.fit, util.get_device, util.plot_acc_loss  # noqa: F821
 load_checkpoint, predict_image = checkpoint.load_checkpoint, predict.predict_image  # noqa: F821
+load_rejector = predict.load_rejector  # noqa: F821  (predict_image(model, img, rejector=load_rejector()))
