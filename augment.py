@@ -57,17 +57,22 @@ def add_noise(x: torch.Tensor, max_std: float, g: torch.Generator) -> torch.Tens
     return (x + std * torch.randn(x.shape, generator=g, device=x.device)).clamp_(0, 1)
 
 
+def rescan(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Images (B, 1, 28, 28) shrunk to `side` px (area-averaged, as a coarse scanner or a small photo records them)
+    and enlarged back to 28 px (bilinear): soft, low-resolution ink."""
+    small = F.interpolate(x, size=(side, side), mode="area")
+    return F.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+
+
 def low_res(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
-    """With `prob`, an image shrunk to 10-20 px (area-averaged, as a coarse scanner or a small photo records it) and
-    enlarged back to 28 px (bilinear): soft, low-resolution ink."""
+    """With `prob`, an image rescanned at 10-20 px (rescan)."""
     b = x.shape[0]
     r = lambda *shape: torch.rand(*shape, generator=g, device=x.device)  # noqa: E731
     chosen, sides = r(b) < prob, (10 + r(b) * 11).long()
     out = x.clone()
     for side in sides[chosen].unique().tolist():  # one resize per size in the batch
         pick = chosen & (sides == side)
-        small = F.interpolate(x[pick], size=(side, side), mode="area")
-        out[pick] = F.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+        out[pick] = rescan(x[pick], side)
     return out
 
 

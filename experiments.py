@@ -845,19 +845,25 @@ def _even_drawn(robust: dict, kind: str = "drawn") -> float:
     return statistics.mean(v["draws_even"] for v in robust["variant_digits"][kind].values())
 
 
+def _by_flags(runs: dict[str, dict], common: str) -> dict[str, list[dict]]:
+    """Runs that have robustness figures, grouped by their train.py flags without the seed and the flags `common`
+    to every row."""
+    by_flags: dict[str, list[dict]] = {}
+    for run in runs.values():
+        if "robustness" in run:
+            flags = run["command"].split("train.py ", 1)[1].rsplit(" --seed", 1)[0]
+            by_flags.setdefault(flags.replace(common, "").strip(), []).append(run)
+    return by_flags
+
+
 def table_reject_screen(results: Path = RESULTS) -> str:
     """The rejection model's candidates (screen-reject): chosen on the validation columns only."""
-    runs = load_group("screen-reject", results)
     lines = ["| train.py flags (all: `--epochs 12 --holdout 5000`) | seeds | validation: digits refused (%) | "
              "generated non-digits refused (%) | printed letters and signs, validation faces, refused (%) | "
              "drawn shapes right and accepted, even hands: drawn / low-res scan (%) | reported only: not-a-digit set "
              "refused (%) | of it, characters never trained on (%) | test digits refused (%) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    by_flags: dict[str, list[dict]] = {}
-    for run in runs.values():
-        flags = run["command"].split("train.py ", 1)[1].rsplit(" --seed", 1)[0]
-        by_flags.setdefault(flags.replace("--epochs 12 --holdout 5000", "").strip(), []).append(run)
-    for flags, rs in by_flags.items():
+    for flags, rs in _by_flags(load_group("screen-reject", results), "--epochs 12 --holdout 5000").items():
         rob = [_robust(r) for r in rs]
         lines.append(f"| `{flags}` | {', '.join(str(r['config']['seed']) for r in rs)} | "
                      f"{_mean(x['validation']['digits_refused'] for x in rob)} | "
@@ -875,13 +881,8 @@ def table_robust_screen(results: Path = RESULTS) -> str:
              "digits refused | generated non-digits refused | reported only: MNIST-C mean (worst) | "
              "not-a-digit set refused |", "|---|---|---|---|---|---|---|---|"]
     for group in SCREEN_GROUPS:
-        by_flags: dict[str, list[dict]] = {}
-        for run in load_group(group, results).values():
-            if "robustness" in run:
-                flags = run["command"].split("train.py ", 1)[1].rsplit(" --seed", 1)[0]
-                by_flags.setdefault(flags.replace("--epochs 5 --holdout 5000", "").strip() or "(old default)",
-                                    []).append(run)
-        for flags, runs in by_flags.items():
+        for flags, runs in _by_flags(load_group(group, results), "--epochs 5 --holdout 5000").items():
+            flags = flags or "(old default)"
             v = [_robust(r)["validation"] for r in runs]
             c = [_robust(r)["mnist_c"] for r in runs]
             lines.append(f"| `{flags}` | {', '.join(str(r['config']['seed']) for r in runs)} | "

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import augment
 import mnist_c
@@ -149,8 +148,7 @@ def digit_variants(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, l
     names = list(DIGIT_VARIANTS)
     ink = _variant_ink()
     if low_res:
-        small = F.interpolate(ink, size=(18, 18), mode="area")  # the glyph, ~16 of 28 px, becomes ~10 px tall
-        ink = F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False)
+        ink = augment.rescan(ink, 18)  # the glyph, ~16 of 28 px, becomes ~10 px tall
     labels = torch.tensor([DIGIT_VARIANTS[n][0] for n in names]).repeat_interleave(VARIANT_DRAWS)
     return frame_digits(ink[:, 0], 1), labels, names
 
