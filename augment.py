@@ -110,6 +110,18 @@ def segments_ink(points: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
     return (width.view(-1, 1) / 2 + 0.5 - dist).clamp(0, 1).view(-1, 1, SIZE, SIZE)
 
 
+def smooth_path(points: torch.Tensor, steps: int = 6) -> torch.Tensor:
+    """The Catmull-Rom spline through `points` (B, K, 2), `steps` points per span -> (B, (K-1) * steps + 1, 2):
+    a pen's curve through the same points a polyline would join with corners."""
+    p = torch.cat([points[:, :1], points, points[:, -1:]], 1)  # the end points repeated: the curve ends there
+    p0, p1, p2, p3 = p[:, :-3], p[:, 1:-2], p[:, 2:-1], p[:, 3:]  # (B, K-1, 2) each: one span per pair
+    t = torch.arange(steps, dtype=points.dtype, device=points.device).view(1, 1, -1, 1) / steps
+    p0, p1, p2, p3 = (q.unsqueeze(2) for q in (p0, p1, p2, p3))
+    curve = 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
+                   + (3 * p1 - p0 - 3 * p2 + p3) * t ** 3)  # (B, K-1, steps, 2)
+    return torch.cat([curve.flatten(1, 2), points[:, -1:]], 1)
+
+
 def few_strokes(n: int, g: torch.Generator, device) -> torch.Tensor:
     """`n` symbols of two or three separate strokes, each straight or bent (what letters and signs are made of)."""
     r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
@@ -189,8 +201,8 @@ VALIDATION_FACES = ("cmss10", "cmti10")  # held out of training: the validation'
 
 
 @functools.cache  # rendered once per process
-def font_glyphs(faces: tuple[str, ...] = TRAIN_FACES) -> torch.Tensor:
-    """Every FONT_CHARS character each of matplotlib's `faces` has, framed as MNIST -> (N, 1, 28, 28) (read-only)."""
+def font_glyphs(faces: tuple[str, ...] = TRAIN_FACES, chars: str = FONT_CHARS) -> torch.Tensor:
+    """Every one of `chars` each of matplotlib's `faces` has, framed as MNIST -> (N, 1, 28, 28) (read-only)."""
     import matplotlib
     from fontTools.ttLib import TTFont
     from PIL import Image, ImageDraw, ImageFont
@@ -200,8 +212,8 @@ def font_glyphs(faces: tuple[str, ...] = TRAIN_FACES) -> torch.Tensor:
     for name in faces:
         path = f"{matplotlib.get_data_path()}/fonts/ttf/{name}.ttf"
         cmap, face = TTFont(path).getBestCmap(), ImageFont.truetype(path, 96)
-        for char in FONT_CHARS:
-            if ord(char) not in cmap or (name.startswith("cm") and not (char.isascii() and char.isalpha())):
+        for char in chars:
+            if ord(char) not in cmap or (name.startswith("cm") and not (char.isascii() and char.isalnum())):
                 continue  # Computer Modern's files put TeX's own signs at most other code points
             img = Image.new("L", (320, 320), 0)
             ImageDraw.Draw(img).text((160, 160), char, font=face, fill=255, anchor="mm")
@@ -216,16 +228,39 @@ def font_glyphs(faces: tuple[str, ...] = TRAIN_FACES) -> torch.Tensor:
 
 
 @functools.cache
-def _font_glyph_lines() -> torch.Tensor:
-    """The centre lines of font_glyphs(), for redrawing them with a pen (read-only)."""
-    return centre_lines((font_glyphs()[:, 0] * 255).round().to(torch.uint8))
+def _font_glyph_lines(chars: str) -> torch.Tensor:
+    """The centre lines of font_glyphs(TRAIN_FACES, chars), for redrawing them with a pen (read-only)."""
+    return centre_lines((font_glyphs(TRAIN_FACES, chars)[:, 0] * 255).round().to(torch.uint8))
 
 
 def printed_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
     """`n` of font_glyphs(), half of them redrawn along their centre lines with a random pen (a hand copying
     print), each rotated, scaled and bent a little."""
-    bank, lines = font_glyphs().to(device), _font_glyph_lines().to(device)
-    pick = torch.randint(len(bank), (n,), generator=g, device=device)
+    return _print(torch.randint(len(font_glyphs(TRAIN_FACES, FONT_CHARS)), (n,), generator=g, device=device),
+                  FONT_CHARS, g)
+
+
+DIGITS = "0123456789"
+
+
+def printed_digits(x: torch.Tensor, labels: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
+    """Digits (B, 1, 28, 28) with a `prob` share replaced by the same digit printed in a training face (every
+    TRAIN_FACES face has all ten), as printed_letters prints: a 1 with a flag and a base, a narrow 0, serifs."""
+    b = len(x)
+    face = torch.randint(len(TRAIN_FACES), (b,), generator=g, device=x.device)
+    chosen = (torch.rand(b, generator=g, device=x.device) < prob).nonzero()[:, 0]  # only these are drawn
+    if not len(chosen):
+        return x
+    x = x.clone()
+    x[chosen] = _print(face[chosen] * len(DIGITS) + labels[chosen], DIGITS, g)
+    return x
+
+
+def _print(pick: torch.Tensor, chars: str, g: torch.Generator) -> torch.Tensor:
+    """The glyphs `pick` of font_glyphs(TRAIN_FACES, chars), half of them redrawn along their centre lines with a
+    random pen, each rotated, scaled and bent a little."""
+    device, n = pick.device, len(pick)
+    bank, lines = font_glyphs(TRAIN_FACES, chars).to(device), _font_glyph_lines(chars).to(device)
     x, _ = redraw_strokes(bank[pick], lines[pick], 0.5, g)
     r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
     return warp(x, (r(n) * 2 - 1) * 0.25, 0.9 + 0.2 * r(n), None, elastic_field(n, 1.5, g, device))
@@ -258,11 +293,12 @@ def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g
 
 
 def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float = 0.0,
-               printed: float = 0.0) -> torch.Tensor:
-    """`n` training non-digits in [0, 1]: scribbles, blobs, few-stroke symbols and two of the batch's digits side
-    by side, a quarter each, of which a `letters` share is replaced by hand-written letters and signs and then a
-    `printed` share by printed ones (printed_letters). What people draw or photograph instead of one digit; the
-    model learns to spread its probability over them."""
+               printed: float = 0.0, curves: float = 0.0) -> torch.Tensor:
+    """`n` training non-digits in [0, 1]: scribbles (a `curves` share of them smooth curves, the rest corners),
+    blobs, few-stroke symbols and two of the batch's digits side by side, a quarter each, of which a `letters`
+    share is replaced by hand-written letters and signs and then a `printed` share by printed ones
+    (printed_letters). What people draw or photograph instead of one digit; the model learns to spread its
+    probability over them."""
     dev = digits.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
     kind = torch.arange(n, device=dev) % 4
@@ -272,6 +308,9 @@ def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float 
     keep = torch.arange(k, device=dev).view(1, k) < (4 + (r(n) * 5).long()).view(-1, 1)
     points = torch.where(keep.unsqueeze(-1), points, points[:, :1].expand(n, k, 2))  # unused points repeat the first
     scribble = segments_ink(points, 1.5 + 2.5 * r(n))
+    if curves:  # drawn only when asked, so runs without curves keep their random draws
+        curve = segments_ink(smooth_path(points), 1.5 + 2.5 * r(n))
+        scribble = torch.where((r(n) < curves).view(-1, 1, 1, 1), curve, scribble)
     # Blobs: a smooth random field, thresholded into one or a few filled shapes.
     field = F.interpolate(r(n, 1, 5, 5), size=(SIZE, SIZE), mode="bicubic", align_corners=True)
     window = torch.hann_window(SIZE + 2, periodic=False, device=dev)[1:-1]

@@ -21,7 +21,7 @@ PIPELINES = ("fast", "torchvision")
 PRECISIONS = ("float32", "bfloat16")
 # The augmentations of the fast pipeline
 FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-             "not_digit_printed", "low_res")
+             "not_digit_printed", "not_digit_curves", "low_res", "digit_printed")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -66,9 +66,14 @@ class TrainConfig:
     not_digit_printed: float = lever(0.0, "share of the generated non-digits that are printed letters and signs "
                                           "(augment.FONT_CHARS in matplotlib's STIX and Computer Modern faces, half "
                                           "redrawn with a pen): people photograph print too")
+    not_digit_curves: float = lever(0.0, "share of the generated scribbles drawn as smooth curves through their "
+                                         "points, not polylines: a pen loops without corners")
     low_res: float = lever(0.0, "share of training images, digits and non-digits alike, shrunk to 10-20 px and "
                                 "enlarged back (fast pipeline): soft low-resolution ink must not be what tells a "
                                 "non-digit apart (on in the rejection model, experiments.REJECT)")
+    digit_printed: float = lever(0.0, "share of training digits replaced by the same digit printed in a training "
+                                      "face (augment.printed_digits, half redrawn with a pen): print and careful "
+                                      "hands make shapes MNIST's writers rarely did, a 1 with a flag and a base")
     not_digit_weight: float = lever(0.5, "weight of the loss that spreads the model's probability evenly over the "
                                          "classes for a non-digit (outlier exposure, Hendrycks et al. 2019)")
     input_norm: str = lever(DEFAULT_INPUT_NORM, "per-image input normalisation inside the model: none, or minmax "
@@ -145,7 +150,9 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "not_digits": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digit_letters": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digit_printed": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "not_digit_curves": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "low_res": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "digit_printed": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
     "not_digit_weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "input_norm": (lambda v: v in INPUT_NORMS, f"one of {', '.join(INPUT_NORMS)}"),
     "holdout": (lambda v: _is_int(v) and 0 <= v < 60_000, "an integer in [0, 60000)"),

@@ -288,7 +288,9 @@ class TensorLoader:
         not_digits: float = 0.0,
         not_digit_letters: float = 0.0,
         not_digit_printed: float = 0.0,
+        not_digit_curves: float = 0.0,
         low_res: float = 0.0,
+        digit_printed: float = 0.0,
     ) -> None:
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
@@ -297,7 +299,8 @@ class TensorLoader:
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
         self.shift, self.elastic, self.noise, self.erase, self.erase_dark = shift, elastic, noise, erase, erase_dark
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
-        self.letters, self.printed, self.low_res = not_digit_letters, not_digit_printed, low_res
+        self.letters, self.printed, self.curves = not_digit_letters, not_digit_printed, not_digit_curves
+        self.low_res, self.digit_printed = low_res, digit_printed
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
@@ -327,9 +330,11 @@ class TensorLoader:
         if self.lines is not None:
             x, redrawn = redraw_strokes(x, self.lines[idx], self.stroke_prob, generator)
         if self.augment:
+            if self.digit_printed:
+                x = augment.printed_digits(x, labels, self.digit_printed, generator)
             x = augment_batch(x, generator, self.shift, self.elastic)
             if self.extra:
-                others = augment.not_digits(x, self.extra, generator, self.letters, self.printed)
+                others = augment.not_digits(x, self.extra, generator, self.letters, self.printed, self.curves)
                 x = torch.cat([x, others])
                 labels = torch.cat([labels, labels.new_full((self.extra,), augment.NOT_A_DIGIT)])
                 redrawn = torch.cat([redrawn, redrawn.new_zeros(self.extra)])
@@ -355,7 +360,7 @@ class TensorLoader:
 
 # TensorLoader's levers beyond stroke_prob
 AUGMENTATION = ("shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-                "not_digit_printed", "low_res")
+                "not_digit_printed", "not_digit_curves", "low_res", "digit_printed")
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -408,7 +413,7 @@ def load_data(
     images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
     `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, erase_dark, not_digits,
-    not_digit_letters, not_digit_printed, low_res; TensorLoader).
+    not_digit_letters, not_digit_printed, not_digit_curves, low_res, digit_printed; TensorLoader).
     """
     unknown = set(augmentation) - set(AUGMENTATION)
     if unknown:

@@ -6,12 +6,14 @@
     python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
     python experiments.py recipe-no-erase        # the default recipe without random erasing, the same
     python experiments.py recipe-erase-0.1       # ... erasing twice as often (the previous default), the same
+    python experiments.py recipe-stroke-0.3      # ... with three times the redrawn strokes, the same
     python experiments.py app                    # the shipped app model's recipe (APP) x seeds 0-4, the same
     python experiments.py robust-ablation        # the app model's recipe without (or with) one lever at a time
     python experiments.py faithful               # the seed-faithful recipe x seeds 0-4, the same figures
     python experiments.py examples               # pytorch/examples' network x seeds 0-4, the same figures
     python experiments.py flags NAME "--epochs 5" "--epochs 5 --lr 0.1"   # any train.py flag sets -> results/NAME/
-    python experiments.py evaluate NAME          # add robustness.py's figures to NAME's finished runs
+    python experiments.py evaluate NAME          # add robustness.py's figures to NAME's finished runs (and
+                                                 # recompute the validation figures of --holdout runs)
     python experiments.py report [--write]       # the docs' tables from results/ (--write puts them into the docs)
     python experiments.py scale                  # the same small sweep on 1 and 2 workers -> results/scale.json
 
@@ -97,9 +99,11 @@ APP = ["--not-digits", "0.125"]
 # The shipped rejection model (checkpoints/s6-reject.pt): the default recipe trained with many generated non-digits,
 # hand-written and printed letters among them; its top probability says "not a digit" while the default model
 # answers. Its own clean accuracy does not matter, so it can spend more of itself on non-digits than APP can;
-# low-resolution digits among its training images keep soft ink from reading as "not a digit".
-REJECT = ["--epochs", "12", "--not-digits", "0.25", "--not-digit-letters", "0.25", "--not-digit-printed", "0.25",
-          "--low-res", "0.2"]
+# low-resolution digits among its training images keep soft ink from reading as "not a digit"; printed digits
+# among its digits keep a 1 with a flag and a base, or a narrow 0, from reading as a letter.
+REJECT_PREVIOUS = ["--epochs", "12", "--not-digits", "0.25", "--not-digit-letters", "0.25", "--not-digit-printed",
+                   "0.25", "--low-res", "0.2"]  # shipped before the printed digits; its ablation is run on it
+REJECT = [*REJECT_PREVIOUS, "--digit-printed", "0.25"]
 # The app model's levers, explicit, so the ablation's rows keep their meaning when a default moves.
 ROBUST_BASE = ["--epochs", "18", "--stroke-prob", "0.1", "--input-norm", "minmax", "--shift", "1", "--elastic", "1",
                "--noise", "0.15", "--erase", "0.1", "--not-digits", "0.125"]
@@ -124,9 +128,11 @@ SEED_SWEEPS = {
     "recipe": [],
     "recipe-no-erase": ["--erase", "0"],
     "recipe-erase-0.1": ["--erase", "0.1"],  # the previous default
+    "recipe-stroke-0.3": ["--stroke-prob", "0.3"],  # more redrawn strokes: the thick marker's candidate
     "app": APP,
     "reject": REJECT,
-    "reject-no-low-res": [*REJECT, "--low-res", "0"],
+    "reject-previous": REJECT_PREVIOUS,
+    "reject-no-low-res": [*REJECT_PREVIOUS, "--low-res", "0"],
     "faithful": FAITHFUL,
 }
 
@@ -162,7 +168,7 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
 BEFORE_FIELD = {  # what runs recorded before a field existed did
     "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
     "erase_dark": 0.0, "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_printed": 0.0, "low_res": 0.0,
-    "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
+    "not_digit_curves": 0.0, "digit_printed": 0.0, "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
 }
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
 
@@ -329,7 +335,8 @@ def measure_scale(rounds: int = 2, workers=(1, 2)) -> dict:
 
 def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = None) -> int:
     """Add robustness.py's figures to each finished run of `group` that lacks them (its checkpoint is kept in
-    runs/sweeps/) -> how many were added. For runs that finished before their sweep was evaluated."""
+    runs/sweeps/), and recompute the validation figures of runs trained with a holdout -> how many were written.
+    For runs that finished before their sweep was evaluated, or before a validation set existed."""
     import torch
 
     import robustness
@@ -340,10 +347,14 @@ def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = N
     for path in sorted((results / group).glob("*.json")):
         run = json.loads(path.read_text())
         checkpoint = CHECKPOINTS / group / path.stem / "checkpoint.pt"
-        if "robustness" in run or not checkpoint.is_file():
+        holdout = run["config"].get("holdout", 0)
+        if not checkpoint.is_file() or ("robustness" in run and not holdout):
             continue
-        model, payload = load_checkpoint(checkpoint)
-        run["robustness"] = robustness.evaluate(model, payload["config"].get("holdout", 0), data_dir)
+        model, _ = load_checkpoint(checkpoint)
+        if "robustness" in run:  # the validation figures are cheap: recomputed, so a new validation set reaches it
+            run["robustness"]["validation"] = robustness.validation(model, holdout, data_dir)
+        else:
+            run["robustness"] = robustness.evaluate(model, holdout, data_dir)
         write_atomically(path, (json.dumps(run, indent=1) + "\n").encode())
         print(f"{group}/{path.stem}: evaluated", flush=True)
         added += 1
@@ -647,10 +658,12 @@ def table_cluster(results: Path = RESULTS) -> str:
 ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files say otherwise)
     "default recipe": "recipe",
     f"rejection model (`{' '.join(REJECT)}`; its verdict is shipped, its answers are not)": "reject",
-    "rejection model without low-resolution images (`--low-res 0`)": "reject-no-low-res",
+    "previous rejection model (without `--digit-printed`)": "reject-previous",
+    "previous rejection model without low-resolution images (`--low-res 0`)": "reject-no-low-res",
     f"app model (`{' '.join(APP)}`, shipped before the rejection model)": "app",
     "default without random erasing (`--erase 0`)": "recipe-no-erase",
     "default erasing twice as often (`--erase 0.1`, the previous default)": "recipe-erase-0.1",
+    "default with three times the redrawn strokes (`--stroke-prob 0.3`)": "recipe-stroke-0.3",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
@@ -728,7 +741,7 @@ def table_mnist_c(results: Path = RESULTS) -> str:
 def table_not_a_digit(results: Path = RESULTS) -> str:
     """Per kind: the rejection model seed by seed (the shipped verdict), then the means of the models that give
     their own verdict."""
-    groups = {"recipe": "default alone", "app": "app model alone"}
+    groups = {"reject-previous": "previous rejection model", "recipe": "default alone", "app": "app model alone"}
     runs = [r for r in load_group("reject", results).values() if "robustness" in r]
     if not runs:
         return "(no results yet: `python experiments.py reject`)"
@@ -789,12 +802,15 @@ def table_printed(results: Path = RESULTS) -> str:
 
 def table_variants(results: Path = RESULTS) -> str:
     """robustness.py --variants: each hand-drawn shape, read by the default recipe alone, by the default with the
-    rejection model's verdict (the shipped pair), and by the app model alone; seeds as the files hold them."""
+    rejection model's verdict (the shipped pair), with the previous rejection model's, and by the app model alone;
+    seeds as the files hold them."""
     alone = json.loads((results / "variants.json").read_text())
     pairs = json.loads((results / "pairs.json").read_text())
+    previous = json.loads((results / "pairs-previous.json").read_text())
     groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]],
               "default + rejection model": [{**m["variant_digits"], "config": m["config"]}
                                             for m in pairs["pairs"].values()],
+              "default + previous rejection model": list(previous["pairs"].values()),
               "app model alone": [m for m in alone["models"].values() if m["config"]["not_digits"]]}
     kinds = ("drawn", "low-res scan")
     head = " | ".join(f"{g}: {k}" for g in groups for k in kinds)
@@ -806,7 +822,7 @@ def table_variants(results: Path = RESULTS) -> str:
         lines.append(f"| {shape} | " + " | ".join(cells) + " |")
     seeds = "; ".join(f"{g}: seeds {', '.join(str(m['config']['seed']) for m in ms)}" for g, ms in groups.items())
     note = (f"\n% read right and not refused, mean over the seeds ({seeds}; in parentheses the held-out half of the "
-            f"hands); `{alone['command']}` and `{pairs['command']}`.")
+            f"hands); `{alone['command']}`, `{pairs['command']}` and `{previous['command']}`.")
     return "\n".join([*lines, note])
 
 
@@ -860,15 +876,17 @@ def table_reject_screen(results: Path = RESULTS) -> str:
     """The rejection model's candidates (screen-reject): chosen on the validation columns only."""
     lines = ["| train.py flags (all: `--epochs 12 --holdout 5000`) | seeds | validation: digits refused (%) | "
              "generated non-digits refused (%) | printed letters and signs, validation faces, refused (%) | "
-             "drawn shapes right and accepted, even hands: drawn / low-res scan (%) | reported only: not-a-digit set "
-             "refused (%) | of it, characters never trained on (%) | test digits refused (%) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "pen curves refused (%) | drawn shapes right and accepted, even hands: drawn / low-res scan (%) | "
+             "reported only: not-a-digit set refused (%) | of it, characters never trained on (%) | "
+             "test digits refused (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for flags, rs in _by_flags(load_group("screen-reject", results), "--epochs 12 --holdout 5000").items():
         rob = [_robust(r) for r in rs]
         lines.append(f"| `{flags}` | {', '.join(str(r['config']['seed']) for r in rs)} | "
                      f"{_mean(x['validation']['digits_refused'] for x in rob)} | "
                      f"{_mean(x['validation']['not_digits_refused'] for x in rob)} | "
                      f"{_mean(x['validation']['printed_refused'] for x in rob)} | "
+                     f"{_mean(x['validation']['curves_refused'] for x in rob)} | "
                      f"{_mean(_even_drawn(x) for x in rob)} / {_mean(_even_drawn(x, 'low-res scan') for x in rob)} | "
                      f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)} | "
                      f"{_mean(x['not_a_digit']['never_trained_glyphs_refused'] for x in rob)} | "

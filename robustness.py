@@ -44,10 +44,26 @@ def validation_printed() -> torch.Tensor:
     return torch.cat([printed, nondigits.pen_drawn(printed, VALIDATION_SEED)])
 
 
+def validation_curves(n: int = VALIDATION_NOT_DIGITS) -> torch.Tensor:
+    """Curls, arcs and loops a moving pen makes when it turns at a drifting rate (a third family of curves, after
+    training's scribbles and the not-a-digit set's harmonics), framed as MNIST: the validation's stand-in for
+    the scribbles people send."""
+    from pens import frame_digits
+
+    g = torch.Generator().manual_seed(VALIDATION_SEED)
+    steps = 48
+    turn = (torch.rand(n, 1, generator=g) - 0.5) * 0.4 + (0.03 * torch.randn(n, steps, generator=g)).cumsum(1)
+    heading = torch.rand(n, 1, generator=g) * 2 * np.pi + turn.cumsum(1)  # radians per step, drifting
+    path = torch.stack([heading.cos(), heading.sin()], -1).cumsum(1)  # (n, steps, 2), one pixel per step
+    low, high = path.amin(1, keepdim=True), path.amax(1, keepdim=True)
+    path = 4 + (path - low) * 20 / (high - low).amax(-1, keepdim=True)  # into a 20-px box, aspect kept
+    return frame_digits(augment.segments_ink(path, 1.5 + 2.5 * torch.rand(n, generator=g))[:, 0], 1)
+
+
 @torch.no_grad()
 def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
     """Accuracy (%) on the last `holdout` training digits, clean and perturbed; % of them refused; % of generated
-    non-digits and of printed validation glyphs refused."""
+    non-digits, of printed validation glyphs and of validation curves refused."""
     from predict import is_digit
 
     held = validation_digits(holdout, data_dir)
@@ -62,7 +78,9 @@ def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
             "digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, x))).float().mean()),
             "not_digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, others))).float().mean()),
             "printed_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, validation_printed())))
-                                             .float().mean())}
+                                             .float().mean()),
+            "curves_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, validation_curves())))
+                                            .float().mean())}
 
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -197,8 +197,11 @@ def main(argv: list[str] | None = None) -> float:
                    help="results file (default results/robustness.json with --conditions, else results/userset.json)")
     p.add_argument("--keep", type=Path, default=None, help="write the photos here instead of a temporary folder")
     a = p.parse_args(argv)
+    try:
+        model, rejector = load_checkpoint(a.checkpoint)[0], load_rejector(None if a.conditions else a.rejector)
+    except (FileNotFoundError, ValueError) as exc:  # a missing or broken model file: say which, no traceback
+        p.error(str(exc))
     test = mnist_split(False, a.data_dir, subset=a.n)
-    model, rejector = load_checkpoint(a.checkpoint)[0], load_rejector(None if a.conditions else a.rejector)
     out = a.out or Path(__file__).resolve().parent / "results" / ("robustness.json" if a.conditions else "userset.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     command = f"python userset.py {'--conditions ' if a.conditions else ''}--n {a.n} --seed {a.seed}" + (

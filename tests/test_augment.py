@@ -83,6 +83,32 @@ def test_printed_letters_come_from_faces_the_evaluation_never_uses_and_a_zero_sh
     assert not torch.equal(mixed, plain) and mixed.shape == plain.shape
 
 
+def test_curved_scribbles_pass_through_their_points_and_a_zero_share_draws_nothing_new(x):
+    points = torch.tensor([[[4.0, 4.0], [20.0, 6.0], [12.0, 22.0], [6.0, 12.0]]])
+    curve = augment.smooth_path(points, steps=6)
+    assert curve.shape == (1, 19, 2)
+    torch.testing.assert_close(curve[0, ::6], points[0])  # a spline through the points, not near them
+    turns = lambda p: F.normalize(p[:, 1:] - p[:, :-1], dim=-1)  # noqa: E731
+    assert (turns(curve)[:, 1:] * turns(curve)[:, :-1]).sum(-1).min() > 0.5  # < 60° a step; the polyline turns 109°
+    plain = augment.not_digits(x, 40, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(augment.not_digits(x, 40, torch.Generator().manual_seed(3), curves=0.0), plain)
+    curved = augment.not_digits(x, 40, torch.Generator().manual_seed(3), curves=1.0)
+    kind = torch.arange(40) % 4
+    assert not torch.equal(curved[kind == 0], plain[kind == 0]) and curved.shape == plain.shape
+
+
+def test_printed_digits_keep_their_label_and_a_zero_share_changes_nothing(x, digits, model):
+    from datasets import normalize
+
+    assert len(augment.font_glyphs(augment.TRAIN_FACES, augment.DIGITS)) == 10 * len(augment.TRAIN_FACES)
+    labels = torch.from_numpy(digits[1][:32])
+    torch.testing.assert_close(augment.printed_digits(x, labels, 0.0, torch.Generator().manual_seed(0)), x)
+    printed = augment.printed_digits(x, labels, 1.0, torch.Generator().manual_seed(0))
+    assert printed.shape == x.shape and ((printed - x).flatten(1).abs().amax(1) > 0.5).all()  # every one replaced
+    read = model(normalize(printed)).argmax(1)
+    assert (read == labels).float().mean() >= 0.9  # the shipped model reads them as the digit they replaced
+
+
 def test_low_res_softens_the_chosen_images_and_keeps_their_ink_where_it_was(x):
     soft = augment.low_res(x, 1.0, torch.Generator().manual_seed(0))
     assert soft.shape == x.shape and soft.min() >= 0 and soft.max() <= 1

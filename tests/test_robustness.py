@@ -11,7 +11,15 @@ def test_validation_figures_come_from_held_out_training_digits(model, data_dir):
     assert v["holdout"] == 500 and set(v["accuracy"]) >= {"clean", "noise", "thin pen", "shifted 4 px"}
     assert all(0 <= a <= 100 for a in v["accuracy"].values())
     assert v["accuracy"]["clean"] > 95  # digits from MNIST's own training writers
-    assert 0 <= v["digits_refused"] <= 100 and 0 <= v["not_digits_refused"] <= 100
+    assert all(0 <= v[k] <= 100 for k in ("digits_refused", "not_digits_refused", "printed_refused", "curves_refused"))
+
+
+def test_validation_curves_are_seeded_inked_pen_paths_framed_as_mnist():
+    curves = robustness.validation_curves(50)
+    torch.testing.assert_close(curves, robustness.validation_curves(50))
+    assert curves.shape == (50, 1, 28, 28) and (curves.flatten(1).amax(1) > 0.9).all()
+    extent = torch.maximum((curves[:, 0] > 0.1).any(2).sum(1), (curves[:, 0] > 0.1).any(1).sum(1))
+    assert ((extent >= 15) & (extent <= 22)).all()  # framed as MNIST frames a digit
 
 
 def test_refusal_grows_with_the_threshold(model, data_dir):

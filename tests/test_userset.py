@@ -13,6 +13,16 @@ def test_handwriting_conditions_are_read(model, digits):
     assert min(accs) >= 85 and sum(accs) / len(accs) >= 95  # results/robustness.json has the 1000-digit figures
 
 
+def test_a_missing_model_file_is_named_without_a_traceback(tmp_path, capsys):
+    import pytest
+
+    import userset
+
+    with pytest.raises(SystemExit) as exit_:
+        userset.main(["--rejector", str(tmp_path / "gone.pt")])
+    assert exit_.value.code == 2 and "gone.pt does not exist" in capsys.readouterr().err
+
+
 def test_conditions_are_seeded(digits):
     rng = lambda: np.random.default_rng([0, 3])  # noqa: E731
     for render in CONDITIONS.values():
