@@ -28,7 +28,14 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint  # noqa: E402
-from predict import NO_REJECTOR, NOT_A_DIGIT, ImageError, load_rejector, open_image, predict_image  # noqa: E402
+from predict import (  # noqa: E402
+    NOT_A_DIGIT,
+    ImageError,
+    add_rejector_argument,
+    load_rejector,
+    open_image,
+    predict_image,
+)
 
 SEEN_PX = 224  # the 28x28 model input is shown enlarged 8x, nearest-neighbour so each pixel stays visible
 DRAW_HINT = "Draw one digit, large and centred or not: the app crops and centres it the way MNIST was made."
@@ -197,9 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=7860, help="default 7860")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="default: checkpoints/s6.pt")
-    p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
-                   help=f"the model whose top probability decides 'not a digit' (default: checkpoints/s6-reject.pt; "
-                        f"{NO_REJECTOR}: the model's own)")
+    add_rejector_argument(p)
     p.add_argument("--concurrency", type=int, default=CONCURRENCY,
                    help=f"requests handled at once per event (default {CONCURRENCY})")
     a = p.parse_args(argv)

@@ -131,6 +131,7 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+UNIT_INTERVAL = (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]")  # shares, and noise std on [0, 1] pixels
 RULES = {  # field -> (holds for a valid value, the rule in words)
     "model": (lambda v: v in SIZES, f"one of {', '.join(SIZES)}"),
     "epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
@@ -141,18 +142,18 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "warmup": (lambda v: _is_number(v) and 0 < v < 1, "in (0, 1)"),
     "ema_decay": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
     "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
-    "stroke_prob": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "stroke_prob": UNIT_INTERVAL,
     "shift": (lambda v: _is_number(v) and 0 <= v <= 8, "a number of pixels in [0, 8]"),
     "elastic": (lambda v: _is_number(v) and 0 <= v <= 8, "a number of pixels in [0, 8]"),
-    "noise": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "erase": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "erase_dark": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "not_digits": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "not_digit_letters": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "not_digit_printed": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "not_digit_curves": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "low_res": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
-    "digit_printed": (lambda v: _is_number(v) and 0 <= v <= 1, "in [0, 1]"),
+    "noise": UNIT_INTERVAL,
+    "erase": UNIT_INTERVAL,
+    "erase_dark": UNIT_INTERVAL,
+    "not_digits": UNIT_INTERVAL,
+    "not_digit_letters": UNIT_INTERVAL,
+    "not_digit_printed": UNIT_INTERVAL,
+    "not_digit_curves": UNIT_INTERVAL,
+    "low_res": UNIT_INTERVAL,
+    "digit_printed": UNIT_INTERVAL,
     "not_digit_weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "input_norm": (lambda v: v in INPUT_NORMS, f"one of {', '.join(INPUT_NORMS)}"),
     "holdout": (lambda v: _is_int(v) and 0 <= v < 60_000, "an integer in [0, 60000)"),

@@ -178,6 +178,13 @@ def load_rejector(path: str | os.PathLike | None = DEFAULT_REJECTOR) -> Net | No
     return load_checkpoint(path)[0]
 
 
+def add_rejector_argument(p: argparse.ArgumentParser) -> None:
+    """The --rejector option predict.py, app.py and userset.py share (load it with load_rejector)."""
+    p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
+                   help=f"the model whose top probability decides 'not a digit' (default: the shipped "
+                        f"checkpoints/s6-reject.pt); {NO_REJECTOR}: the model's own")
+
+
 def collect_images(paths: list[str | os.PathLike]) -> list[Path | ImageError]:
     """Expand folders into their image files (sorted); files are kept as given, whatever their suffix.
 
@@ -201,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("paths", nargs="+", help="image files or folders of images")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="default: the shipped checkpoints/s6.pt")
-    p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
-                   help=f"the model whose top probability decides 'not a digit' (default: the shipped "
-                        f"checkpoints/s6-reject.pt); {NO_REJECTOR}: the model's own")
+    add_rejector_argument(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     a = p.parse_args(argv)
     try:

@@ -37,6 +37,7 @@ VALIDATION_SEED = 99  # the validation draws' own seed, apart from any run's
 HANDWRITING_DIGITS = 1000  # test digits per handwriting condition, as `userset.py --conditions`
 
 
+@functools.cache  # the same images for every run evaluated in one process (read-only)
 def validation_printed() -> torch.Tensor:
     """Printed letters and signs in the faces training never renders (augment.VALIDATION_FACES), as printed and
     redrawn with a pen: the validation's stand-in for the not-a-digit set's font glyphs."""
@@ -44,6 +45,7 @@ def validation_printed() -> torch.Tensor:
     return torch.cat([printed, nondigits.pen_drawn(printed, VALIDATION_SEED)])
 
 
+@functools.cache  # the same images for every run evaluated in one process (read-only)
 def validation_curves(n: int = VALIDATION_NOT_DIGITS) -> torch.Tensor:
     """Curls, arcs and loops a moving pen makes when it turns at a drifting rate (a third family of curves, after
     training's scribbles and the not-a-digit set's harmonics), framed as MNIST: the validation's stand-in for
@@ -74,13 +76,13 @@ def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
     g = torch.Generator().manual_seed(VALIDATION_SEED)
     others = augment.not_digits(x, VALIDATION_NOT_DIGITS, g)
     perturbed = [a for name, a in acc.items() if name != "clean"]
+
+    def refused(images: torch.Tensor) -> float:  # % of `images` the model calls "not a digit / not sure"
+        return 100.0 * float((~is_digit(nondigits.top_probability(model, images))).float().mean())
+
     return {"holdout": holdout, "accuracy": acc, "perturbed_mean": float(np.mean(perturbed)),
-            "digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, x))).float().mean()),
-            "not_digits_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, others))).float().mean()),
-            "printed_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, validation_printed())))
-                                             .float().mean()),
-            "curves_refused": 100.0 * float((~is_digit(nondigits.top_probability(model, validation_curves())))
-                                            .float().mean())}
+            "digits_refused": refused(x), "not_digits_refused": refused(others),
+            "printed_refused": refused(validation_printed()), "curves_refused": refused(validation_curves())}
 
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

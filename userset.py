@@ -28,7 +28,7 @@ from PIL import Image, ImageFilter
 from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint
 from datasets import mnist_split
 from pens import DIGIT_BOX, MNIST_STROKE, centre_lines, pen_ink, thin
-from predict import NO_REJECTOR, ImageError, load_rejector, predict_image
+from predict import ImageError, add_rejector_argument, load_rejector, predict_image
 
 RENDERER = 2  # bump when the rendering of the sets changes; results of older renderers are marked in the docs
 FORMATS = ("rgb.png", "grey.png", "rgba.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "grey.gif")
@@ -189,9 +189,7 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditions", action="store_true", help="the handwriting conditions -> results/robustness.json")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
-                   help=f"the rejection model for the photo set's refusals (as predict.py's; {NO_REJECTOR}: the "
-                        f"model's own)")
+    add_rejector_argument(p)  # the verdict on the photo set
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, default=None,
                    help="results file (default results/robustness.json with --conditions, else results/userset.json)")
