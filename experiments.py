@@ -1,6 +1,6 @@
 """The sweeps behind every accuracy claim, each training run one Ray task, and the docs' tables printed from them.
 
-    python experiments.py sizes                  # every model size x seeds 0-4, default recipe -> results/sizes/
+    python experiments.py sizes                  # 15k, 8k and 4k x seeds 0-4, default recipe -> results/sizes/
     python experiments.py frontier               # the default size at 3..9 epochs x seeds 0-4 -> results/frontier/
     python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
     python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
@@ -49,6 +49,7 @@ RESULTS = ROOT / "results"
 CHECKPOINTS = ROOT / "runs" / "sweeps"  # each finished run's checkpoint.pt, to evaluate it later (git-ignored)
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))  # files that may hold generated tables
 SEEDS = (0, 1, 2, 3, 4)  # every accuracy claim is over these five seeds
+ANSWER_SIZES = ("15k", "8k", "4k")  # model.SIZES for reading digits (the sizes sweep); the wider ones only refuse
 ABLATION_SEEDS = (0, 1)  # screening proxy: two seeds; a winner is confirmed on SEEDS
 FRONTIER_EPOCHS = (3, 4, 5, 6, 7, 8, 9)
 WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "checkpoints", "docs", "tests", "__pycache__",
@@ -93,6 +94,14 @@ ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on t
 EVALUATED = ("recipe", "app", "faithful", "screen", "robust", "reject")
 
 
+def verdict_below(group: str) -> float | None:
+    """The top probability under which a run's own verdict is "not a digit": the shipped rejection model's sweep
+    at predict.REJECT_BELOW, every other run at the answering model's (None: OWN_REJECT_BELOW)."""
+    from predict import REJECT_BELOW
+
+    return REJECT_BELOW if group == "reject" else None
+
+
 # The app model (shipped before the rejection model): the default recipe plus generated non-digits, one network
 # answering and saying "not a digit / not sure", which costs its answers clean accuracy and MNIST-C.
 APP = ["--not-digits", "0.125"]
@@ -103,7 +112,8 @@ APP = ["--not-digits", "0.125"]
 # among its digits keep a 1 with a flag and a base, or a narrow 0, from reading as a letter.
 REJECT_PREVIOUS = ["--epochs", "12", "--not-digits", "0.25", "--not-digit-letters", "0.25", "--not-digit-printed",
                    "0.25", "--low-res", "0.2"]  # shipped before the printed digits; its ablation is run on it
-REJECT = [*REJECT_PREVIOUS, "--digit-printed", "0.25"]
+REJECT_15K = [*REJECT_PREVIOUS, "--digit-printed", "0.25"]  # shipped before the wider model
+REJECT = [*REJECT_15K, "--model", "60k"]
 # The app model's levers, explicit, so the ablation's rows keep their meaning when a default moves.
 ROBUST_BASE = ["--epochs", "18", "--stroke-prob", "0.1", "--input-norm", "minmax", "--shift", "1", "--elastic", "1",
                "--noise", "0.15", "--erase", "0.1", "--not-digits", "0.125"]
@@ -131,6 +141,7 @@ SEED_SWEEPS = {
     "recipe-stroke-0.3": ["--stroke-prob", "0.3"],  # more redrawn strokes: the thick marker's candidate
     "app": APP,
     "reject": REJECT,
+    "reject-15k": REJECT_15K,
     "reject-previous": REJECT_PREVIOUS,
     "reject-no-low-res": [*REJECT_PREVIOUS, "--low-res", "0"],
     "faithful": FAITHFUL,
@@ -139,11 +150,9 @@ SEED_SWEEPS = {
 
 def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list[str] = ()) -> dict[str, list[str]]:
     """The runs of a named sweep: result name -> train.py flags."""
-    from model import SIZES
-
     if sweep == "sizes":
         return {f"{size}-seed{s}": [*PREVIOUS, "--model", size, "--seed", str(s)]
-                for size in SIZES for s in seeds or SEEDS}
+                for size in ANSWER_SIZES for s in seeds or SEEDS}
     if sweep == "frontier":
         return {f"15k-e{e}-seed{s}": [*PREVIOUS, "--epochs", str(e), "--seed", str(s)]
                 for e in FRONTIER_EPOCHS for s in seeds or SEEDS}
@@ -195,9 +204,10 @@ class RunFailed(RuntimeError):
     """train.py exited with an error; the message holds its flags, exit code and last lines."""
 
 
-def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False) -> tuple[dict, bytes]:
+def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False,
+              below: float | None = None) -> tuple[dict, bytes]:
     """One training run in a fresh `python train.py` process, one thread -> (its result dict, checkpoint bytes).
-    With `evaluate`, the result also holds robustness.py's figures for the final weights.
+    With `evaluate`, the result also holds robustness.py's figures for the final weights (verdicts at `below`).
 
     Runs on a Ray worker, in the working directory Ray unpacked the project's code into; the output folder is
     temporary: what matters travels back.
@@ -223,7 +233,7 @@ def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = Fa
 
             torch.set_num_threads(1)
             model, payload = load_checkpoint(Path(out, "checkpoint.pt"))
-            run["robustness"] = robustness.evaluate(model, payload["config"].get("holdout", 0), data_dir)
+            run["robustness"] = robustness.evaluate(model, payload["config"].get("holdout", 0), data_dir, below)
     run.update(process_wall_seconds=round(time.perf_counter() - start, 1), cpu=cpu_name(), node=platform.node(),
                train_flops_per_image=training_flops_per_image(Net(run["model"])), threads=1,
                torch=torch.__version__, command=f"OMP_NUM_THREADS=1 python train.py {' '.join(flags)}")
@@ -269,7 +279,8 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
         return 0
     ray = start_ray(address, workers)
     task = ray.remote(num_cpus=1, max_retries=0)(train_run)
-    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED)): name for name, flags in todo.items()}
+    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED), verdict_below(group)): name
+               for name, flags in todo.items()}
     failed = []
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout,
                disable=None)  # a bar on a terminal; in a log the one line per run is the progress
@@ -352,9 +363,9 @@ def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = N
             continue
         model, _ = load_checkpoint(checkpoint)
         if "robustness" in run:  # the validation figures are cheap: recomputed, so a new validation set reaches it
-            run["robustness"]["validation"] = robustness.validation(model, holdout, data_dir)
+            run["robustness"]["validation"] = robustness.validation(model, holdout, data_dir, verdict_below(group))
         else:
-            run["robustness"] = robustness.evaluate(model, holdout, data_dir)
+            run["robustness"] = robustness.evaluate(model, holdout, data_dir, verdict_below(group))
         write_atomically(path, (json.dumps(run, indent=1) + "\n").encode())
         print(f"{group}/{path.stem}: evaluated", flush=True)
         added += 1
@@ -436,12 +447,10 @@ def seed_summary(runs: list[dict]) -> tuple[list[float], float, float]:
 
 
 def table_sizes(results: Path = RESULTS) -> str:
-    from model import SIZES
-
     lines = ["| model | parameters | MFLOP per training image | epochs | training MFLOP | final test acc, seeds 0-4 "
              "(%) | mean ± std | min | min of last 3 epochs | training s (mean) |", "|---" * 10 + "|"]
     sizes = load_group("sizes", results)
-    for size in SIZES:
+    for size in ANSWER_SIZES:
         runs = [sizes[k] for k in sorted(sizes) if k.startswith(f"{size}-seed")]
         if runs:
             flops, epochs = runs[0]["train_flops_per_image"] / 1e6, runs[0]["config"]["epochs"]
@@ -658,8 +667,9 @@ def table_cluster(results: Path = RESULTS) -> str:
 ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files say otherwise)
     "default recipe": "recipe",
     f"rejection model (`{' '.join(REJECT)}`; its verdict is shipped, its answers are not)": "reject",
-    "previous rejection model (without `--digit-printed`)": "reject-previous",
-    "previous rejection model without low-resolution images (`--low-res 0`)": "reject-no-low-res",
+    "15k rejection model (the same recipe without `--model 60k`, shipped before)": "reject-15k",
+    "15k rejection model without printed digits (without `--digit-printed`)": "reject-previous",
+    "15k rejection model without printed digits or low-resolution images (`--low-res 0`)": "reject-no-low-res",
     f"app model (`{' '.join(APP)}`, shipped before the rejection model)": "app",
     "default without random erasing (`--erase 0`)": "recipe-no-erase",
     "default erasing twice as often (`--erase 0.1`, the previous default)": "recipe-erase-0.1",
@@ -672,6 +682,15 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
 
 def _robust(run: dict) -> dict:
     return run.get("robustness", {})
+
+
+EARLIER_BELOW = 0.5  # the verdict threshold of every result written before the files recorded theirs
+
+
+def _below(not_a_digit: list[dict]) -> str:
+    """The verdict threshold the not-a-digit figures were measured at, when it is not the models' own (0.5)."""
+    belows = {n.get("reject_below", EARLIER_BELOW) for n in not_a_digit}
+    return "" if belows == {EARLIER_BELOW} else f" (under {', '.join(map(str, sorted(belows)))})"
 
 
 def _mean(values) -> str:
@@ -693,7 +712,8 @@ def table_robustness(results: Path = RESULTS) -> str:
         lines.append(f"| {row} | {', '.join(str(r.get('config', r).get('seed')) for r in runs)} | "
                      f"{_each([final(r) for r in runs])} ({_mean(final(r) for r in runs)}) | "
                      f"{_mean(x['mnist_c']['mean'] for x in rob)} | {worst} | {hand} | "
-                     f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)} | "
+                     f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)}"
+                     f"{_below([x['not_a_digit'] for x in rob])} | "
                      f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
     return "\n".join(lines)
 
@@ -741,7 +761,8 @@ def table_mnist_c(results: Path = RESULTS) -> str:
 def table_not_a_digit(results: Path = RESULTS) -> str:
     """Per kind: the rejection model seed by seed (the shipped verdict), then the means of the models that give
     their own verdict."""
-    groups = {"reject-previous": "previous rejection model", "recipe": "default alone", "app": "app model alone"}
+    groups = {"reject-15k": "15k rejection model", "reject-previous": "15k rejection model without printed digits",
+              "recipe": "default alone", "app": "app model alone"}
     runs = [r for r in load_group("reject", results).values() if "robustness" in r]
     if not runs:
         return "(no results yet: `python experiments.py reject`)"
@@ -751,8 +772,8 @@ def table_not_a_digit(results: Path = RESULTS) -> str:
 
     def row(name: str, nds: list[dict]) -> str:
         never = [n["never_trained_glyphs_refused"] for n in nds if "never_trained_glyphs_refused" in n]
-        return (f"| {name} | " + " | ".join(f"{statistics.mean(n['non_digits_refused'][k] for n in nds):.1f}"
-                                          for k in kinds)
+        return (f"| {name}{_below(nds)} | "
+                + " | ".join(f"{statistics.mean(n['non_digits_refused'][k] for n in nds):.1f}" for k in kinds)
                 + f" | {statistics.mean(n['non_digits_refused_mean'] for n in nds):.1f} | "
                 + (f"{statistics.mean(never):.1f}" if never else "-")
                 + f" | {statistics.mean(n['mnist_test_refused'] for n in nds):.2f} |")
@@ -773,10 +794,13 @@ def table_threshold(results: Path = RESULTS, group: str = "threshold") -> str:
     seeds = ", ".join(name.removeprefix("seed") for name in runs)
     columns = {"digits_refused": f"held-out training digits refused (%), seeds {seeds}",
                "not_digits_refused": "generated non-digits refused (%)",
-               "printed_refused": "printed letters and signs, validation faces, refused (%)"}
+               "printed_refused": "printed letters and signs, validation faces, refused (%)",
+               "curves_refused": "pen curves refused (%)",
+               "drawn_even_accepted": "drawn shapes right and accepted, even hands (%)",
+               "low_res_even_accepted": "the same scanned small (%)"}
     first = next(iter(runs.values()))
-    columns = {k: v for k, v in columns.items() if k in first["0.5"]}  # older files lack the printed column
-    lines = ["| REJECT_BELOW | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
+    columns = {k: v for k, v in columns.items() if k in first["0.5"]}  # older files lack the later columns
+    lines = ["| threshold | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
     for t in first:
         if t != "command":
             lines.append(f"| {t} | " + " | ".join(_each([r[t][k] for r in runs.values()]) for k in columns) + " |")
@@ -801,17 +825,16 @@ def table_printed(results: Path = RESULTS) -> str:
 
 
 def table_variants(results: Path = RESULTS) -> str:
-    """robustness.py --variants: each hand-drawn shape, read by the default recipe alone, by the default with the
-    rejection model's verdict (the shipped pair), with the previous rejection model's, and by the app model alone;
+    """robustness.py --variants: each hand-drawn shape, read by the default recipe alone and with the verdict of
+    the rejection model (the shipped pair), of the 15k one before it, and of the one before the printed digits;
     seeds as the files hold them."""
     alone = json.loads((results / "variants.json").read_text())
-    pairs = json.loads((results / "pairs.json").read_text())
-    previous = json.loads((results / "pairs-previous.json").read_text())
-    groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]],
-              "default + rejection model": [{**m["variant_digits"], "config": m["config"]}
-                                            for m in pairs["pairs"].values()],
-              "default + previous rejection model": list(previous["pairs"].values()),
-              "app model alone": [m for m in alone["models"].values() if m["config"]["not_digits"]]}
+    files = {"default + rejection model": "pairs.json", "default + 15k rejection model": "pairs-15k.json",
+             "default + 15k without printed digits": "pairs-previous.json"}
+    pairs = {name: json.loads((results / f).read_text()) for name, f in files.items()}
+    groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]]}
+    for name, p in pairs.items():  # robustness.py --rejector nests the shapes, --variants --rejector does not
+        groups[name] = [{**m.get("variant_digits", m), "config": m["config"]} for m in p["pairs"].values()]
     kinds = ("drawn", "low-res scan")
     head = " | ".join(f"{g}: {k}" for g in groups for k in kinds)
     lines = [f"| shape | {head} |", "|---" * (1 + 2 * len(groups)) + "|"]
@@ -821,8 +844,9 @@ def table_variants(results: Path = RESULTS) -> str:
                  for ms in groups.values() for k in kinds]
         lines.append(f"| {shape} | " + " | ".join(cells) + " |")
     seeds = "; ".join(f"{g}: seeds {', '.join(str(m['config']['seed']) for m in ms)}" for g, ms in groups.items())
+    commands = ", ".join(f"`{r['command']}`" for r in (alone, *pairs.values()))
     note = (f"\n% read right and not refused, mean over the seeds ({seeds}; in parentheses the held-out half of the "
-            f"hands); `{alone['command']}`, `{pairs['command']}` and `{previous['command']}`.")
+            f"hands); {commands}.")
     return "\n".join([*lines, note])
 
 
@@ -917,7 +941,10 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
           "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
           "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen, "threshold": table_threshold,
-          "threshold_reject": functools.partial(table_threshold, group="threshold-reject"), "printed": table_printed,
+          "threshold_reject": functools.partial(table_threshold, group="threshold-reject"),
+          "threshold_reject_60k": functools.partial(table_threshold, group="threshold-reject-60k"),
+          "threshold_reject_31k": functools.partial(table_threshold, group="threshold-reject-31k"),
+          "printed": table_printed,
           "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 

@@ -9,7 +9,8 @@ No training or tuning decision sees this set: training's non-digits (augment.not
 generators (its hand-written letters from stroke skeletons of part of the alphabet, `unseen_glyphs_refused`
 counting the font letters and signs outside that part; its printed ones from other typefaces, matplotlib's STIX
 and Computer Modern, and without some characters, `never_trained_glyphs_refused` counting the glyphs of those),
-and predict.REJECT_BELOW is chosen on held-out training digits and generated or validation-face non-digits.
+and the verdict thresholds (predict.REJECT_BELOW, OWN_REJECT_BELOW) are chosen on held-out training digits and
+generated or validation-face non-digits.
 `python robustness.py --checkpoint PATH` prints a model's refusal rates with its other figures.
 """
 
@@ -128,20 +129,21 @@ def top_probability(model: torch.nn.Module, x: torch.Tensor, batch: int = 2000) 
     return torch.cat([model(normalize(x[i : i + batch])).exp().amax(1) for i in range(0, len(x), batch)])
 
 
-def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor) -> dict:
-    """% refused ("not a digit / not sure") per non-digit kind and overall, and % of MNIST test digits refused."""
+def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor, below: float) -> dict:
+    """% refused ("not a digit / not sure": `model`'s top probability under `below`) per non-digit kind and
+    overall, and % of MNIST test digits refused."""
     from predict import is_digit
 
     top = {kind: top_probability(model, x) for kind, x in evaluation_set(test_images).items()}
-    per = {kind: 100.0 * float((~is_digit(p)).float().mean()) for kind, p in top.items()}
+    per = {kind: 100.0 * float((~is_digit(p, below)).float().mean()) for kind, p in top.items()}
     digits = top_probability(model, test_images.unsqueeze(1).float() / 255)
     # The font glyphs training's hand-written letters never drew (glyphs() renders every char in every font).
     fonts_glyphs = torch.cat([top["letters (fonts)"], top["symbols (fonts)"]])
     chars = [c for text in (LETTERS, SYMBOLS) for _ in fonts() for c in text]
 
     def refused(among: str) -> float:  # % of the font glyphs of these characters refused
-        return 100.0 * float((~is_digit(fonts_glyphs[torch.tensor([c in among for c in chars])])).float().mean())
+        return 100.0 * float((~is_digit(fonts_glyphs[torch.tensor([c in among for c in chars])], below)).float().mean())
 
     return {"non_digits_refused": per, "non_digits_refused_mean": float(np.mean(list(per.values()))),
             "unseen_glyphs_refused": refused(UNSEEN), "never_trained_glyphs_refused": refused(NEVER_TRAINED),
-            "mnist_test_refused": 100.0 * float((~is_digit(digits)).float().mean())}
+            "mnist_test_refused": 100.0 * float((~is_digit(digits, below)).float().mean()), "reject_below": below}

@@ -28,10 +28,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
 MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank
-# Below this top probability (of the rejection model, or of the model itself without one) the answer is "not a
-# digit / not sure": chosen on held-out training digits and generated non-digits (docs/robustness.md), never on
-# the test digits or the non-digit evaluation set.
-REJECT_BELOW = 0.5
+# Below these top probabilities the answer is "not a digit / not sure": the rejection model's, and without one
+# (--rejector none) the answering model's own. Each is the largest candidate that refuses at most 1% of held-out
+# training digits on its model's screening runs (docs/robustness.md), never chosen on the test digits or the
+# non-digit evaluation set: a wider model is surer of digits, so its threshold sits higher.
+REJECT_BELOW = 0.6
+OWN_REJECT_BELOW = 0.5
 NOT_A_DIGIT = "not a digit / not sure"
 
 
@@ -47,9 +49,9 @@ class ImageError(ValueError):
 class Prediction:
     """One image's result: the digit, its probability, the top 3 and the 28x28 input the model saw.
 
-    `is_digit` is False when the rejection model (or, without one, the model itself) is not sure enough (its top
-    probability, `verdict_probability`, under REJECT_BELOW): drawings that are not one digit (a letter, a
-    scribble, "10") land here; `digit` is then only the best guess.
+    `is_digit` is False when the rejection model is not sure enough (its top probability, `verdict_probability`,
+    under REJECT_BELOW; without one, the model's own under OWN_REJECT_BELOW): drawings that are not one digit (a
+    letter, a scribble, "10") land here; `digit` is then only the best guess.
     """
 
     path: str
@@ -61,7 +63,9 @@ class Prediction:
 
     @property
     def is_digit(self) -> bool:
-        return is_digit(self.probability if self.verdict_probability is None else self.verdict_probability)
+        if self.verdict_probability is None:
+            return is_digit(self.probability, OWN_REJECT_BELOW)
+        return is_digit(self.verdict_probability, REJECT_BELOW)
 
     @property
     def verdict(self) -> str:
@@ -75,9 +79,10 @@ class Prediction:
                 "verdict_probability": None if self.verdict_probability is None else round(self.verdict_probability, 4)}
 
 
-def is_digit(top_probability: float | torch.Tensor):
-    """Whether a top probability is high enough to name a digit (works on a tensor of them too)."""
-    return top_probability >= REJECT_BELOW
+def is_digit(top_probability: float | torch.Tensor, below: float):
+    """Whether a top probability is high enough to name a digit (works on a tensor of them too): `below` is
+    REJECT_BELOW for a rejection model's, OWN_REJECT_BELOW for the answering model's own."""
+    return top_probability >= below
 
 
 def open_image(source: str | os.PathLike | Image.Image) -> Image.Image:

@@ -1,7 +1,7 @@
 """Every robustness figure of one trained model, split by what it may be used for.
 
 - `validation`: held-out training digits (the run's --holdout), clean and under augment.validation_perturbations,
-  plus training-style generated non-digits: the only figures a recipe or REJECT_BELOW is chosen on.
+  plus training-style generated non-digits: the only figures a recipe or a verdict threshold is chosen on.
 - `mnist_c` (mnist_c.py), `not_a_digit` (nondigits.py), `handwriting` (userset.py's conditions),
   `printed_digits` (digits in the system's fonts, printed, scanned small and pen-redrawn) and `variant_digits`
   (shapes MNIST's writers rarely made, drawn by random hands: a 9 with a small or open loop, a 1 with flag and
@@ -63,11 +63,13 @@ def validation_curves(n: int = VALIDATION_NOT_DIGITS) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
-    """Accuracy (%) on the last `holdout` training digits, clean and perturbed; % of them refused; % of generated
-    non-digits, of printed validation glyphs and of validation curves refused."""
-    from predict import is_digit
+def validation(model: torch.nn.Module, holdout: int, data_dir=None, below: float | None = None) -> dict:
+    """Accuracy (%) on the last `holdout` training digits, clean and perturbed; % of them refused (top probability
+    under `below`, default predict.OWN_REJECT_BELOW); % of generated non-digits, of printed validation glyphs and of
+    validation curves refused."""
+    from predict import OWN_REJECT_BELOW, is_digit
 
+    below = OWN_REJECT_BELOW if below is None else below
     held = validation_digits(holdout, data_dir)
     x, y = held.data.unsqueeze(1).float() / 255, held.targets
     sets = {"clean": x, **augment.validation_perturbations(x, VALIDATION_SEED)}
@@ -78,7 +80,7 @@ def validation(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
     perturbed = [a for name, a in acc.items() if name != "clean"]
 
     def refused(images: torch.Tensor) -> float:  # % of `images` the model calls "not a digit / not sure"
-        return 100.0 * float((~is_digit(nondigits.top_probability(model, images))).float().mean())
+        return 100.0 * float((~is_digit(nondigits.top_probability(model, images), below)).float().mean())
 
     return {"holdout": holdout, "accuracy": acc, "perturbed_mean": float(np.mean(perturbed)),
             "digits_refused": refused(x), "not_digits_refused": refused(others),
@@ -90,15 +92,23 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 @torch.no_grad()
 def threshold_choice(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
-    """For each candidate REJECT_BELOW: % of held-out training digits and % of generated non-digits refused."""
+    """For each candidate threshold: % of held-out training digits, of generated non-digits, of printed validation
+    glyphs and of validation curves refused, and % of the even hands' drawn shapes (drawn, and scanned small) the
+    model reads right and accepts."""
     held = validation_digits(holdout, data_dir)
     x = held.data.unsqueeze(1).float() / 255
     others = augment.not_digits(x, VALIDATION_NOT_DIGITS, torch.Generator().manual_seed(VALIDATION_SEED))
-    digits, junk = nondigits.top_probability(model, x), nondigits.top_probability(model, others)
-    printed = nondigits.top_probability(model, validation_printed())
-    return {str(t): {"digits_refused": 100.0 * float((digits < t).float().mean()),
-                     "not_digits_refused": 100.0 * float((junk < t).float().mean()),
-                     "printed_refused": 100.0 * float((printed < t).float().mean())} for t in THRESHOLDS}
+    top = {name: nondigits.top_probability(model, images) for name, images in
+           (("digits", x), ("not_digits", others), ("printed", validation_printed()), ("curves", validation_curves()))}
+    shapes = {}
+    for variant in ("drawn", "low_res"):
+        shape_x, shape_y, names = digit_variants(low_res=variant == "low_res")
+        even = (torch.arange(len(shape_y)) % VARIANT_DRAWS) % 2 == 0  # the hands that may guide a choice
+        right = read_right(model, shape_x, shape_y, below=0.0)[even]  # named right, whatever the verdict
+        shapes[variant] = (right, nondigits.top_probability(model, shape_x)[even])
+    return {str(t): {**{f"{name}_refused": 100.0 * float((p < t).float().mean()) for name, p in top.items()},
+                     **{f"{variant}_even_accepted": 100.0 * float((right & (p >= t)).float().mean())
+                        for variant, (right, p) in shapes.items()}} for t in THRESHOLDS}
 
 
 def handwriting(model: torch.nn.Module, test_images: np.ndarray, test_labels: np.ndarray) -> dict:
@@ -175,30 +185,33 @@ def digit_variants(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, l
 
 @torch.no_grad()
 def read_right(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-               rejector: torch.nn.Module | None = None) -> torch.Tensor:
+               rejector: torch.nn.Module | None = None, below: float | None = None) -> torch.Tensor:
     """Which images (N, 1, 28, 28) in [0, 1] `model` names right and the verdict (`rejector`'s top probability, or
-    the model's own) calls a digit."""
-    from predict import is_digit
+    the model's own, at least `below`: by default predict.REJECT_BELOW with a rejector, else OWN_REJECT_BELOW)
+    calls a digit."""
+    from predict import OWN_REJECT_BELOW, REJECT_BELOW, is_digit
 
+    if below is None:
+        below = OWN_REJECT_BELOW if rejector is None else REJECT_BELOW
     model.eval()
     answer = torch.cat([model(normalize(x[i : i + 1000])).argmax(1) for i in range(0, len(x), 1000)])
-    return (answer == y) & is_digit(nondigits.top_probability(model if rejector is None else rejector, x))
+    return (answer == y) & is_digit(nondigits.top_probability(model if rejector is None else rejector, x), below)
 
 
-def variant_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = None) -> dict:
+def variant_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = None, below: float | None = None) -> dict:
     """Accuracy (%) per DIGIT_VARIANTS shape, drawn and as a low-resolution scan, for the even-numbered draws and
     the odd-numbered ones (held out); "not a digit / not sure" (`rejector`'s, or the model's own) counts as wrong."""
     out = {}
     for variant in ("drawn", "low-res scan"):
         x, y, names = digit_variants(low_res=variant == "low-res scan")
-        right = read_right(model, x, y, rejector).view(len(names), VARIANT_DRAWS).float()
+        right = read_right(model, x, y, rejector, below).view(len(names), VARIANT_DRAWS).float()
         out[variant] = {name: {"all": 100.0 * float(row.mean()), "draws_even": 100.0 * float(row[0::2].mean()),
                                "draws_odd_held_out": 100.0 * float(row[1::2].mean())}
                         for name, row in zip(names, right)}
     return out
 
 
-def printed_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = None) -> dict:
+def printed_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = None, below: float | None = None) -> dict:
     """Accuracy (%) on font digits (font_digits), as printed, as a low-resolution scan and redrawn with random pens,
     for the even-numbered faces and the odd-numbered ones (the second half is kept out of every decision);
     "not a digit / not sure" (`rejector`'s, or the model's own) counts as wrong."""
@@ -207,7 +220,7 @@ def printed_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = No
                   "pen-redrawn": nondigits.pen_drawn(printed, VALIDATION_SEED)}
     out = {}
     for variant, x in renderings.items():
-        right = read_right(model, x, y, rejector)
+        right = read_right(model, x, y, rejector, below)
         half = (torch.arange(len(y)) // 10) % 2  # face index parity
         out[variant] = {"all": 100.0 * float(right.float().mean()),
                         "faces_even": 100.0 * float(right[half == 0].float().mean()),
@@ -216,29 +229,36 @@ def printed_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = No
     return out
 
 
-def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None) -> dict:
-    """All figures for `model` on its own (its top probability gives the verdict): validation (if it was trained
-    with a holdout), MNIST-C, not-a-digit, printed and hand-drawn variant digits, and for a model trained on all
-    digits the slower handwriting set (screening runs skip it)."""
+def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None, below: float | None = None) -> dict:
+    """All figures for `model` on its own (its top probability under `below` gives the verdict; default
+    predict.OWN_REJECT_BELOW, REJECT_BELOW for the shipped rejection model): validation (if it was trained with a
+    holdout), MNIST-C, not-a-digit, printed and hand-drawn variant digits, and for a model trained on all digits the
+    slower handwriting set (screening runs skip it)."""
+    from predict import OWN_REJECT_BELOW
+
+    below = OWN_REJECT_BELOW if below is None else below
     test = mnist_split(False, data_dir, download=False)
     out = {}
     if holdout:
-        out["validation"] = validation(model, holdout, data_dir)
+        out["validation"] = validation(model, holdout, data_dir, below)
     corrupted = mnist_c.evaluate(model, test.data.numpy(), test.targets.numpy())
     out["mnist_c"] = {k: corrupted[k] for k in ("mean", "worst", "worst_acc", "corruptions", "version")}
-    out["not_a_digit"] = nondigits.refusal_rates(model, test.data)
-    out["printed_digits"] = printed_digits(model)  # its even faces may guide a choice; the odd ones never do
-    out["variant_digits"] = variant_digits(model)  # so may its even draws; the odd ones never do
+    out["not_a_digit"] = nondigits.refusal_rates(model, test.data, below)
+    out["printed_digits"] = printed_digits(model, below=below)  # its even faces may guide a choice; the odd never do
+    out["variant_digits"] = variant_digits(model, below=below)  # so may its even draws; the odd ones never do
     if not holdout:
         out["handwriting"] = handwriting(model, test.data.numpy(), test.targets.numpy())
     return out
 
 
 def evaluate_pair(model: torch.nn.Module, rejector: torch.nn.Module, data_dir=None) -> dict:
-    """The figures that change when `rejector`'s top probability gives the verdict on `model`'s answers: the
-    not-a-digit set and test digits refused (the rejector's alone), printed and hand-drawn variant digits (both)."""
+    """The figures that change when `rejector`'s top probability (under predict.REJECT_BELOW) gives the verdict on
+    `model`'s answers: the not-a-digit set and test digits refused (the rejector's alone), printed and hand-drawn
+    variant digits (both)."""
+    from predict import REJECT_BELOW
+
     test = mnist_split(False, data_dir, download=False)
-    return {"not_a_digit": nondigits.refusal_rates(rejector, test.data),
+    return {"not_a_digit": nondigits.refusal_rates(rejector, test.data, REJECT_BELOW),
             "printed_digits": printed_digits(model, rejector), "variant_digits": variant_digits(model, rejector)}
 
 

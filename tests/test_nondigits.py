@@ -34,11 +34,13 @@ def test_refusal_rates_use_the_shared_verdict(model, data_dir, evaluation):
     from datasets import mnist_split
 
     test = mnist_split(False, data_dir, subset=500)
-    rates = nondigits.refusal_rates(model, test.data)
-    assert set(rates["non_digits_refused"]) == set(evaluation)
-    assert all(0 <= r <= 100 for r in rates["non_digits_refused"].values())
     top = nondigits.top_probability(model, test.data.unsqueeze(1).float() / 255)
-    assert rates["mnist_test_refused"] == pytest.approx(100 * float((top < predict.REJECT_BELOW).float().mean()))
+    for below in (predict.OWN_REJECT_BELOW, predict.REJECT_BELOW, 0.99):
+        rates = nondigits.refusal_rates(model, test.data, below)
+        assert set(rates["non_digits_refused"]) == set(evaluation) and rates["reject_below"] == below
+        assert all(0 <= r <= 100 for r in rates["non_digits_refused"].values())
+        assert rates["mnist_test_refused"] == pytest.approx(100 * float((top < below).float().mean()))
+    assert rates["mnist_test_refused"] > 0  # a threshold near 1 refuses digits too: the threshold is the one given
 
 
 def test_predict_prints_and_json_carries_the_verdict(model, tmp_path, capsys):
@@ -59,4 +61,5 @@ def test_predict_prints_and_json_carries_the_verdict(model, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     for a, line in zip(answers, lines):
         assert (predict.NOT_A_DIGIT in line) == (not a["is_digit"]), line
-    assert predict.is_digit(torch.tensor([0.2, 0.9])).tolist() == [False, True]
+    assert predict.is_digit(torch.tensor([0.2, 0.55, 0.9]), predict.REJECT_BELOW).tolist() == [False, False, True]
+    assert predict.is_digit(torch.tensor([0.2, 0.55, 0.9]), predict.OWN_REJECT_BELOW).tolist() == [False, True, True]

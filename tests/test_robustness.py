@@ -22,12 +22,24 @@ def test_validation_curves_are_seeded_inked_pen_paths_framed_as_mnist():
     assert ((extent >= 15) & (extent <= 22)).all()  # framed as MNIST frames a digit
 
 
-def test_refusal_grows_with_the_threshold(model, data_dir):
+def test_refusal_grows_and_acceptance_falls_with_the_threshold(model, data_dir):
     rates = robustness.threshold_choice(model, 500, data_dir.parent.parent)
     assert list(rates) == [str(t) for t in robustness.THRESHOLDS]
-    for key in ("digits_refused", "not_digits_refused"):
+    for key in ("digits_refused", "not_digits_refused", "printed_refused", "curves_refused"):
         values = [r[key] for r in rates.values()]
         assert values == sorted(values), key
+    for key in ("drawn_even_accepted", "low_res_even_accepted"):
+        values = [r[key] for r in rates.values()]
+        assert values == sorted(values, reverse=True), key
+    # At the model's own threshold the rates are validation's and the even hands' figures of the same model.
+    from predict import OWN_REJECT_BELOW
+
+    own = rates[str(OWN_REJECT_BELOW)]
+    v = robustness.validation(model, 500, data_dir.parent.parent)
+    assert own["digits_refused"] == pytest.approx(v["digits_refused"])
+    assert own["curves_refused"] == pytest.approx(v["curves_refused"])
+    drawn = robustness.variant_digits(model)["drawn"]
+    assert own["drawn_even_accepted"] == pytest.approx(sum(s["draws_even"] for s in drawn.values()) / len(drawn))
 
 
 def test_printed_digits_cover_every_face_in_three_renderings(model):
@@ -60,7 +72,7 @@ def test_variant_digits_are_drawn_by_many_hands_framed_as_mnist_and_read(model):
     from datasets import normalize
     from predict import REJECT_BELOW
 
-    rejector = load_checkpoint(DEFAULT_REJECTOR)[0]
+    rejector = load_checkpoint(DEFAULT_REJECTOR)[0]  # its verdict at the rejection model's threshold
     with torch.no_grad():
         expected = (model(normalize(x)).argmax(1) == y) & (rejector(normalize(x)).exp().amax(1) >= REJECT_BELOW)
     assert torch.equal(robustness.read_right(model, x, y, rejector), expected)
