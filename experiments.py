@@ -7,7 +7,9 @@
     python experiments.py recipe-no-erase        # the default recipe without random erasing, the same
     python experiments.py recipe-erase-0.1       # ... erasing twice as often (the previous default), the same
     python experiments.py recipe-stroke-0.3      # ... with three times the redrawn strokes, the same
-    python experiments.py app                    # the shipped app model's recipe (APP) x seeds 0-4, the same
+    python experiments.py app                    # the app model's recipe (APP) x seeds 0-4, the same
+    python experiments.py reject                 # the shipped rejection model (REJECT) x seeds 0-4, the same at
+                                                 # its own threshold (reject-15k, reject-previous: earlier ones)
     python experiments.py robust-ablation        # the app model's recipe without (or with) one lever at a time
     python experiments.py faithful               # the seed-faithful recipe x seeds 0-4, the same figures
     python experiments.py examples               # pytorch/examples' network x seeds 0-4, the same figures
@@ -944,6 +946,7 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "threshold_reject": functools.partial(table_threshold, group="threshold-reject"),
           "threshold_reject_60k": functools.partial(table_threshold, group="threshold-reject-60k"),
           "threshold_reject_31k": functools.partial(table_threshold, group="threshold-reject-31k"),
+          "threshold_reject_60k_e18": functools.partial(table_threshold, group="threshold-reject-60k-e18"),
           "printed": table_printed,
           "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
