@@ -96,12 +96,13 @@ ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on t
 EVALUATED = ("recipe", "app", "faithful", "screen", "robust", "reject")
 
 
-def verdict_below(group: str) -> float | None:
-    """The top probability under which a run's own verdict is "not a digit": the shipped rejection model's sweep
-    at predict.REJECT_BELOW, every other run at the answering model's (None: OWN_REJECT_BELOW)."""
+def verdict_below(flags: list[str]) -> float | None:
+    """The top probability under which a run's own verdict is "not a digit": runs of the shipped rejection recipe
+    (and of variants that add flags to it) at predict.REJECT_BELOW, every other run at the answering model's
+    (None: OWN_REJECT_BELOW)."""
     from predict import REJECT_BELOW
 
-    return REJECT_BELOW if group == "reject" else None
+    return REJECT_BELOW if flags[: len(REJECT)] == REJECT else None
 
 
 # The app model (shipped before the rejection model): the default recipe plus generated non-digits, one network
@@ -145,6 +146,7 @@ SEED_SWEEPS = {
     "recipe-stroke-0.3": ["--stroke-prob", "0.3"],  # more redrawn strokes: the thick marker's candidate
     "app": APP,
     "reject": REJECT,
+    "reject-curves": [*REJECT, "--not-digit-curves", "0.5"],  # better on validation: the next candidate
     "reject-15k": REJECT_15K,
     "reject-previous": REJECT_PREVIOUS,
     "reject-no-low-res": [*REJECT_PREVIOUS, "--low-res", "0"],
@@ -283,7 +285,7 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
         return 0
     ray = start_ray(address, workers)
     task = ray.remote(num_cpus=1, max_retries=0)(train_run)
-    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED), verdict_below(group)): name
+    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED), verdict_below(flags)): name
                for name, flags in todo.items()}
     failed = []
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout,
@@ -366,10 +368,11 @@ def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = N
         if not checkpoint.is_file() or ("robustness" in run and not holdout):
             continue
         model, _ = load_checkpoint(checkpoint)
+        below = verdict_below(shlex.split(run["command"].split("train.py ", 1)[1]))
         if "robustness" in run:  # the validation figures are cheap: recomputed, so a new validation set reaches it
-            run["robustness"]["validation"] = robustness.validation(model, holdout, data_dir, verdict_below(group))
+            run["robustness"]["validation"] = robustness.validation(model, holdout, data_dir, below)
         else:
-            run["robustness"] = robustness.evaluate(model, holdout, data_dir, verdict_below(group))
+            run["robustness"] = robustness.evaluate(model, holdout, data_dir, below)
         write_atomically(path, (json.dumps(run, indent=1) + "\n").encode())
         print(f"{group}/{path.stem}: evaluated", flush=True)
         added += 1
@@ -671,6 +674,7 @@ def table_cluster(results: Path = RESULTS) -> str:
 ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files say otherwise)
     "default recipe": "recipe",
     f"rejection model (`{' '.join(REJECT)}`; its verdict is shipped, its answers are not)": "reject",
+    "rejection model with smooth scribbles (`--not-digit-curves 0.5`, not shipped)": "reject-curves",
     "15k rejection model (the same recipe without `--model 60k`, shipped before)": "reject-15k",
     "15k rejection model without printed digits (without `--digit-printed`)": "reject-previous",
     "15k rejection model without printed digits or low-resolution images (`--low-res 0`)": "reject-no-low-res",
@@ -765,7 +769,8 @@ def table_mnist_c(results: Path = RESULTS) -> str:
 def table_not_a_digit(results: Path = RESULTS) -> str:
     """Per kind: the rejection model seed by seed (the shipped verdict), then the means of the models that give
     their own verdict."""
-    groups = {"reject-15k": "15k rejection model", "reject-previous": "15k rejection model without printed digits",
+    groups = {"reject-curves": "rejection model with smooth scribbles (not shipped)",
+              "reject-15k": "15k rejection model", "reject-previous": "15k rejection model without printed digits",
               "recipe": "default alone", "app": "app model alone"}
     runs = [r for r in load_group("reject", results).values() if "robustness" in r]
     if not runs:
@@ -949,6 +954,7 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "threshold_reject_60k": functools.partial(table_threshold, group="threshold-reject-60k"),
           "threshold_reject_31k": functools.partial(table_threshold, group="threshold-reject-31k"),
           "threshold_reject_60k_e18": functools.partial(table_threshold, group="threshold-reject-60k-e18"),
+          "threshold_reject_60k_curves": functools.partial(table_threshold, group="threshold-reject-60k-curves"),
           "printed": table_printed,
           "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
