@@ -146,7 +146,7 @@ SEED_SWEEPS = {
     "recipe-stroke-0.3": ["--stroke-prob", "0.3"],  # more redrawn strokes: the thick marker's candidate
     "app": APP,
     "reject": REJECT,
-    "reject-curves": [*REJECT, "--not-digit-curves", "0.5"],  # better on validation: the next candidate
+    "reject-curves": [*REJECT, "--not-digit-curves", "0.5"],  # better on validation, refuses >1% of digits
     "reject-15k": REJECT_15K,
     "reject-previous": REJECT_PREVIOUS,
     "reject-no-low-res": [*REJECT_PREVIOUS, "--low-res", "0"],
