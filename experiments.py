@@ -96,13 +96,17 @@ ABLATION = {  # name -> train.py flags; "base" is the seed project's recipe on t
 EVALUATED = ("recipe", "app", "faithful", "screen", "robust", "reject")
 
 
-def verdict_below(flags: list[str]) -> float | None:
+def verdict_below(flags: list[str]) -> float:
     """The top probability under which a run's own verdict is "not a digit": runs of the shipped rejection recipe
-    (and of variants that add flags to it) at predict.REJECT_BELOW, every other run at the answering model's
-    (None: OWN_REJECT_BELOW)."""
-    from predict import REJECT_BELOW
+    (and of variants that add flags to it) at predict.REJECT_BELOW, every other run at the answering model's own."""
+    from predict import OWN_REJECT_BELOW, REJECT_BELOW
 
-    return REJECT_BELOW if flags[: len(REJECT)] == REJECT else None
+    return REJECT_BELOW if flags[: len(REJECT)] == REJECT else OWN_REJECT_BELOW
+
+
+def run_flags(run: dict) -> list[str]:
+    """The train.py flags a result file's run was trained with (from its recorded command)."""
+    return shlex.split(run["command"].split("train.py ", 1)[1])
 
 
 # The app model (shipped before the rejection model): the default recipe plus generated non-digits, one network
@@ -210,10 +214,10 @@ class RunFailed(RuntimeError):
     """train.py exited with an error; the message holds its flags, exit code and last lines."""
 
 
-def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False,
-              below: float | None = None) -> tuple[dict, bytes]:
+def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False) -> tuple[dict, bytes]:
     """One training run in a fresh `python train.py` process, one thread -> (its result dict, checkpoint bytes).
-    With `evaluate`, the result also holds robustness.py's figures for the final weights (verdicts at `below`).
+    With `evaluate`, the result also holds robustness.py's figures for the final weights (verdicts at
+    verdict_below(flags)).
 
     Runs on a Ray worker, in the working directory Ray unpacked the project's code into; the output folder is
     temporary: what matters travels back.
@@ -239,7 +243,8 @@ def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = Fa
 
             torch.set_num_threads(1)
             model, payload = load_checkpoint(Path(out, "checkpoint.pt"))
-            run["robustness"] = robustness.evaluate(model, payload["config"].get("holdout", 0), data_dir, below)
+            holdout = payload["config"].get("holdout", 0)
+            run["robustness"] = robustness.evaluate(model, holdout, data_dir, verdict_below(flags))
     run.update(process_wall_seconds=round(time.perf_counter() - start, 1), cpu=cpu_name(), node=platform.node(),
                train_flops_per_image=training_flops_per_image(Net(run["model"])), threads=1,
                torch=torch.__version__, command=f"OMP_NUM_THREADS=1 python train.py {' '.join(flags)}")
@@ -285,8 +290,7 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
         return 0
     ray = start_ray(address, workers)
     task = ray.remote(num_cpus=1, max_retries=0)(train_run)
-    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED), verdict_below(flags)): name
-               for name, flags in todo.items()}
+    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED)): name for name, flags in todo.items()}
     failed = []
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout,
                disable=None)  # a bar on a terminal; in a log the one line per run is the progress
@@ -368,7 +372,7 @@ def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = N
         if not checkpoint.is_file() or ("robustness" in run and not holdout):
             continue
         model, _ = load_checkpoint(checkpoint)
-        below = verdict_below(shlex.split(run["command"].split("train.py ", 1)[1]))
+        below = verdict_below(run_flags(run))
         if "robustness" in run:  # the validation figures are cheap: recomputed, so a new validation set reaches it
             run["robustness"]["validation"] = robustness.validation(model, holdout, data_dir, below)
         else:
@@ -900,7 +904,7 @@ def _by_flags(runs: dict[str, dict], common: str) -> dict[str, list[dict]]:
     by_flags: dict[str, list[dict]] = {}
     for run in runs.values():
         if "robustness" in run:
-            flags = run["command"].split("train.py ", 1)[1].rsplit(" --seed", 1)[0]
+            flags = " ".join(run_flags(run)).rsplit(" --seed", 1)[0]
             by_flags.setdefault(flags.replace(common, "").strip(), []).append(run)
     return by_flags
 

@@ -31,6 +31,7 @@ import augment
 import mnist_c
 import nondigits
 from datasets import mnist_split, normalize, validation_digits
+from predict import OWN_REJECT_BELOW, REJECT_BELOW, is_digit
 
 VALIDATION_NOT_DIGITS = 1000
 VALIDATION_SEED = 99  # the validation draws' own seed, apart from any run's
@@ -63,13 +64,9 @@ def validation_curves(n: int = VALIDATION_NOT_DIGITS) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validation(model: torch.nn.Module, holdout: int, data_dir=None, below: float | None = None) -> dict:
+def validation(model: torch.nn.Module, holdout: int, data_dir=None, below: float = OWN_REJECT_BELOW) -> dict:
     """Accuracy (%) on the last `holdout` training digits, clean and perturbed; % of them refused (top probability
-    under `below`, default predict.OWN_REJECT_BELOW); % of generated non-digits, of printed validation glyphs and of
-    validation curves refused."""
-    from predict import OWN_REJECT_BELOW, is_digit
-
-    below = OWN_REJECT_BELOW if below is None else below
+    under `below`); % of generated non-digits, of printed validation glyphs and of validation curves refused."""
     held = validation_digits(holdout, data_dir)
     x, y = held.data.unsqueeze(1).float() / 255, held.targets
     sets = {"clean": x, **augment.validation_perturbations(x, VALIDATION_SEED)}
@@ -189,8 +186,6 @@ def read_right(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     """Which images (N, 1, 28, 28) in [0, 1] `model` names right and the verdict (`rejector`'s top probability, or
     the model's own, at least `below`: by default predict.REJECT_BELOW with a rejector, else OWN_REJECT_BELOW)
     calls a digit."""
-    from predict import OWN_REJECT_BELOW, REJECT_BELOW, is_digit
-
     if below is None:
         below = OWN_REJECT_BELOW if rejector is None else REJECT_BELOW
     model.eval()
@@ -229,14 +224,11 @@ def printed_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = No
     return out
 
 
-def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None, below: float | None = None) -> dict:
-    """All figures for `model` on its own (its top probability under `below` gives the verdict; default
-    predict.OWN_REJECT_BELOW, REJECT_BELOW for the shipped rejection model): validation (if it was trained with a
-    holdout), MNIST-C, not-a-digit, printed and hand-drawn variant digits, and for a model trained on all digits the
-    slower handwriting set (screening runs skip it)."""
-    from predict import OWN_REJECT_BELOW
-
-    below = OWN_REJECT_BELOW if below is None else below
+def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None, below: float = OWN_REJECT_BELOW) -> dict:
+    """All figures for `model` on its own (its top probability under `below` gives the verdict; REJECT_BELOW for
+    the shipped rejection model): validation (if it was trained with a holdout), MNIST-C, not-a-digit, printed and
+    hand-drawn variant digits, and for a model trained on all digits the slower handwriting set (screening runs
+    skip it)."""
     test = mnist_split(False, data_dir, download=False)
     out = {}
     if holdout:
@@ -255,8 +247,6 @@ def evaluate_pair(model: torch.nn.Module, rejector: torch.nn.Module, data_dir=No
     """The figures that change when `rejector`'s top probability (under predict.REJECT_BELOW) gives the verdict on
     `model`'s answers: the not-a-digit set and test digits refused (the rejector's alone), printed and hand-drawn
     variant digits (both)."""
-    from predict import REJECT_BELOW
-
     test = mnist_split(False, data_dir, download=False)
     return {"not_a_digit": nondigits.refusal_rates(rejector, test.data, REJECT_BELOW),
             "printed_digits": printed_digits(model, rejector), "variant_digits": variant_digits(model, rejector)}
