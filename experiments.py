@@ -151,6 +151,7 @@ SEED_SWEEPS = {
     "app": APP,
     "reject": REJECT,
     "reject-curves": [*REJECT, "--not-digit-curves", "0.5"],  # better on validation, refuses >1% of digits
+    "reject-curves-e18": [*REJECT, "--not-digit-curves", "0.5", "--epochs", "18"],  # the candidate after it
     "reject-15k": REJECT_15K,
     "reject-previous": REJECT_PREVIOUS,
     "reject-no-low-res": [*REJECT_PREVIOUS, "--low-res", "0"],
@@ -679,6 +680,7 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
     "default recipe": "recipe",
     f"rejection model (`{' '.join(REJECT)}`; its verdict is shipped, its answers are not)": "reject",
     "rejection model with smooth scribbles (`--not-digit-curves 0.5`, not shipped)": "reject-curves",
+    "rejection model with smooth scribbles, 18 epochs (`--not-digit-curves 0.5 --epochs 18`)": "reject-curves-e18",
     "15k rejection model (the same recipe without `--model 60k`, shipped before)": "reject-15k",
     "15k rejection model without printed digits (without `--digit-printed`)": "reject-previous",
     "15k rejection model without printed digits or low-resolution images (`--low-res 0`)": "reject-no-low-res",
@@ -774,6 +776,7 @@ def table_not_a_digit(results: Path = RESULTS) -> str:
     """Per kind: the rejection model seed by seed (the shipped verdict), then the means of the models that give
     their own verdict."""
     groups = {"reject-curves": "rejection model with smooth scribbles (not shipped)",
+              "reject-curves-e18": "rejection model with smooth scribbles, 18 epochs",
               "reject-15k": "15k rejection model", "reject-previous": "15k rejection model without printed digits",
               "recipe": "default alone", "app": "app model alone"}
     runs = [r for r in load_group("reject", results).values() if "robustness" in r]
@@ -959,6 +962,8 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "threshold_reject_31k": functools.partial(table_threshold, group="threshold-reject-31k"),
           "threshold_reject_60k_e18": functools.partial(table_threshold, group="threshold-reject-60k-e18"),
           "threshold_reject_60k_curves": functools.partial(table_threshold, group="threshold-reject-60k-curves"),
+          "threshold_reject_60k_curves_e18": functools.partial(table_threshold,
+                                                               group="threshold-reject-60k-curves-e18"),
           "printed": table_printed,
           "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
