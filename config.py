@@ -68,7 +68,8 @@ class TrainConfig:
                                           "(augment.FONT_CHARS in matplotlib's STIX and Computer Modern faces, half "
                                           "redrawn with a pen): people photograph print too")
     not_digit_curves: float = lever(0.0, "share of the generated scribbles drawn as smooth curves through their "
-                                         "points, not polylines: a pen loops without corners")
+                                         "points, not polylines: a pen loops without corners (on in the "
+                                         "rejection model, experiments.REJECT)")
     low_res: float = lever(0.0, "share of training images, digits and non-digits alike, shrunk to 10-20 px and "
                                 "enlarged back (fast pipeline): soft low-resolution ink must not be what tells a "
                                 "non-digit apart (on in the rejection model, experiments.REJECT)")
