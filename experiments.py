@@ -967,6 +967,8 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "threshold_reject_60k_curves": functools.partial(table_threshold, group="threshold-reject-60k-curves"),
           "threshold_reject_60k_curves_e18": functools.partial(table_threshold,
                                                                group="threshold-reject-60k-curves-e18"),
+          "threshold_reject_60k_curves1_e18": functools.partial(table_threshold,
+                                                                group="threshold-reject-60k-curves1-e18"),
           "printed": table_printed,
           "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
