@@ -954,21 +954,17 @@ def table_robust_screen(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+# robustness.py --thresholds tables, one folder of seed files each: the app model's, then the rejection models'
+THRESHOLD_GROUPS = ("threshold", "threshold-reject", "threshold-reject-31k", "threshold-reject-60k",
+                    "threshold-reject-60k-e18", "threshold-reject-60k-curves", "threshold-reject-60k-curves-e18",
+                    "threshold-reject-60k-curves1-e18")
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
           "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
-          "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen, "threshold": table_threshold,
-          "threshold_reject": functools.partial(table_threshold, group="threshold-reject"),
-          "threshold_reject_60k": functools.partial(table_threshold, group="threshold-reject-60k"),
-          "threshold_reject_31k": functools.partial(table_threshold, group="threshold-reject-31k"),
-          "threshold_reject_60k_e18": functools.partial(table_threshold, group="threshold-reject-60k-e18"),
-          "threshold_reject_60k_curves": functools.partial(table_threshold, group="threshold-reject-60k-curves"),
-          "threshold_reject_60k_curves_e18": functools.partial(table_threshold,
-                                                               group="threshold-reject-60k-curves-e18"),
-          "threshold_reject_60k_curves1_e18": functools.partial(table_threshold,
-                                                                group="threshold-reject-60k-curves1-e18"),
+          "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen,
+          **{group.replace("-", "_"): functools.partial(table_threshold, group=group) for group in THRESHOLD_GROUPS},
           "printed": table_printed,
           "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
