@@ -1,12 +1,13 @@
 """The sweeps behind every accuracy claim, each training run one Ray task, and the docs' tables printed from them.
 
-    python experiments.py sizes                  # 15k, 8k and 4k x seeds 0-4, default recipe -> results/sizes/
+    python experiments.py sizes                  # 15k, 8k and 4k x seeds 0-4, recipe PREVIOUS -> results/sizes/
     python experiments.py frontier               # the default size at 3..9 epochs x seeds 0-4 -> results/frontier/
     python experiments.py ablation               # the screening table, seeds 0 and 1 -> results/ablation/
     python experiments.py recipe                 # the default recipe x seeds 0-4, with robustness.py's figures
     python experiments.py recipe-no-erase        # the default recipe without random erasing, the same
     python experiments.py recipe-erase-0.1       # ... erasing twice as often (the previous default), the same
     python experiments.py recipe-stroke-0.3      # ... with three times the redrawn strokes, the same
+    python experiments.py recipe-printed-0.1     # ... with a tenth of the digits printed, the same
     python experiments.py app                    # the app model's recipe (APP) x seeds 0-4, the same
     python experiments.py reject                 # the shipped rejection model (REJECT) x seeds 0-4, the same at
                                                  # its own threshold (reject-60k, reject-15k, ...: earlier ones)
@@ -150,6 +151,7 @@ SEED_SWEEPS = {
     "recipe-no-erase": ["--erase", "0"],
     "recipe-erase-0.1": ["--erase", "0.1"],  # the previous default
     "recipe-stroke-0.3": ["--stroke-prob", "0.3"],  # more redrawn strokes: the thick marker's candidate
+    "recipe-printed-0.1": ["--digit-printed", "0.1"],  # printed digits: shapes MNIST's writers rarely made
     "app": APP,
     "reject": REJECT,
     "reject-60k": REJECT_60K,
@@ -561,7 +563,7 @@ def table_hardware(results: Path = RESULTS) -> str:
     lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
              "|---|---|---|---|---|---|---|"]
     for group in ("sizes", "frontier", "ablation", "precision", *SEED_SWEEPS, "examples", "robust-ablation",
-                  "screen-reject", "screen-stroke"):
+                  "screen-reject", "screen-answer"):
         runs = list(load_group(group, results).values())
         if runs:
             for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
@@ -690,6 +692,7 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
     "default without random erasing (`--erase 0`)": "recipe-no-erase",
     "default erasing twice as often (`--erase 0.1`, the previous default)": "recipe-erase-0.1",
     "default with three times the redrawn strokes (`--stroke-prob 0.3`)": "recipe-stroke-0.3",
+    "default with printed digits (`--digit-printed 0.1`)": "recipe-printed-0.1",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
@@ -843,15 +846,17 @@ def table_printed(results: Path = RESULTS) -> str:
 
 
 def table_variants(results: Path = RESULTS) -> str:
-    """robustness.py --variants: each hand-drawn shape, read by the default recipe alone and with the verdict of
-    the rejection model (the shipped pair), of the 12-epoch 60k and the 15k ones before it, and of the one before
-    the printed digits; seeds as the files hold them."""
+    """robustness.py --variants: each hand-drawn shape, read by the default recipe alone (and with printed digits
+    among its training digits) and with the verdict of the rejection model (the shipped pair), of the 12-epoch 60k
+    and the 15k ones before it, and of the one before the printed digits; seeds as the files hold them."""
     alone = json.loads((results / "variants.json").read_text())
     files = {"default + rejection model": "pairs.json", "default + 12-epoch 60k": "pairs-60k.json",
              "default + 15k rejection model": "pairs-15k.json",
              "default + 15k without printed digits": "pairs-previous.json"}
     pairs = {name: json.loads((results / f).read_text()) for name, f in files.items()}
-    groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]]}
+    groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]],
+              "default with printed digits, alone": [{**r["robustness"]["variant_digits"], "config": r["config"]}
+                                                     for r in load_group("recipe-printed-0.1", results).values()]}
     for name, p in pairs.items():  # robustness.py --rejector nests the shapes, --variants --rejector does not
         groups[name] = [{**m.get("variant_digits", m), "config": m["config"]} for m in p["pairs"].values()]
     kinds = ("drawn", "low-res scan")
@@ -863,7 +868,8 @@ def table_variants(results: Path = RESULTS) -> str:
                  for ms in groups.values() for k in kinds]
         lines.append(f"| {shape} | " + " | ".join(cells) + " |")
     seeds = "; ".join(f"{g}: seeds {', '.join(str(m['config']['seed']) for m in ms)}" for g, ms in groups.items())
-    commands = ", ".join(f"`{r['command']}`" for r in (alone, *pairs.values()))
+    commands = ", ".join(f"`{r['command']}`" for r in (alone, {"command": "python experiments.py recipe-printed-0.1"},
+                                                       *pairs.values()))
     note = (f"\n% read right and not refused, mean over the seeds ({seeds}; in parentheses the held-out half of the "
             f"hands); {commands}.")
     return "\n".join([*lines, note])
@@ -937,6 +943,27 @@ def table_reject_screen(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def table_answer_screen(results: Path = RESULTS) -> str:
+    """The default recipe's candidates (screen-answer, 18 epochs): chosen on the validation columns and the even
+    half of the drawn shapes and printed faces only."""
+    lines = ["| train.py flags (all: `--holdout 5000`, the rest default) | seeds | validation: clean (%) | "
+             "perturbed mean (%) | thick pen (%) | drawn shapes right, even hands: drawn / low-res scan (%) | "
+             "printed digits scanned small, even faces (%) | reported only: test acc (%) | MNIST-C mean (worst) (%) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    by_flags = _by_flags(load_group("screen-answer", results), "--holdout 5000")
+    for flags, rs in sorted(by_flags.items(), key=lambda item: item[0] != ""):  # the default's row first
+        rob = [_robust(r) for r in rs]
+        v = [x["validation"] for x in rob]
+        lines.append(f"| `{flags or '(default)'}` | {', '.join(str(r['config']['seed']) for r in rs)} | "
+                     f"{_mean(x['accuracy']['clean'] for x in v)} | {_mean(x['perturbed_mean'] for x in v)} | "
+                     f"{_mean(x['accuracy']['thick pen'] for x in v)} | "
+                     f"{_mean(_even_drawn(x) for x in rob)} / {_mean(_even_drawn(x, 'low-res scan') for x in rob)} | "
+                     f"{_mean(x['printed_digits']['low-res scan']['faces_even'] for x in rob)} | "
+                     f"{_mean(final(r) for r in rs)} | "
+                     f"{_mean(x['mnist_c']['mean'] for x in rob)} ({_mean(x['mnist_c']['worst_acc'] for x in rob)}) |")
+    return "\n".join(lines)
+
+
 def table_robust_screen(results: Path = RESULTS) -> str:
     lines = ["| train.py flags (all: `--epochs 5 --holdout 5000`) | seeds | validation: clean | perturbed mean | "
              "digits refused | generated non-digits refused | reported only: MNIST-C mean (worst) | "
@@ -966,7 +993,8 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen,
           **{group.replace("-", "_"): functools.partial(table_threshold, group=group) for group in THRESHOLD_GROUPS},
           "printed": table_printed,
-          "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen}
+          "variants": table_variants, "robust_ablation": table_robust_ablation, "reject_screen": table_reject_screen,
+          "answer_screen": table_answer_screen}
 BLOCK = re.compile(r"<!-- report: (\w+) -->\n(?:(?:(?!<!--).)*\n)?<!-- /report -->", re.S)
 
 

@@ -27,9 +27,16 @@ def test_readme_is_a_newcomers_page():
 
 
 def test_committed_results_count_as_done_so_a_sweep_reruns_nothing():
-    from experiments import RESULTS, already_done, sweep_runs
+    from experiments import RESULTS, SEED_SWEEPS, already_done, sweep_runs
 
     for sweep in ("sizes", "frontier", "ablation"):
         runs = sweep_runs(sweep)
         missing = [name for name, flags in runs.items() if not already_done(RESULTS / sweep / f"{name}.json", flags)]
         assert not missing, f"{sweep}: {missing[:3]}"
+    # A named sweep's committed runs are what its flags give today: a moved default must not change a row's meaning.
+    for sweep in (*SEED_SWEEPS, "robust-ablation"):
+        runs = sweep_runs(sweep)
+        committed = sorted((RESULTS / sweep).glob("*.json"))
+        assert committed, sweep
+        stale = [f.stem for f in committed if f.stem not in runs or not already_done(f, runs[f.stem])]
+        assert not stale, f"{sweep}: {stale[:3]}"
