@@ -8,6 +8,7 @@
     python experiments.py recipe-erase-0.1       # ... erasing twice as often (the previous default), the same
     python experiments.py recipe-stroke-0.3      # ... with three times the redrawn strokes, the same
     python experiments.py recipe-printed-0.1     # ... with a tenth of the digits printed, the same
+    python experiments.py recipe-low-res-0.2     # ... with a fifth of the images shrunk and enlarged back, the same
     python experiments.py app                    # the app model's recipe (APP) x seeds 0-4, the same
     python experiments.py reject                 # the shipped rejection model (REJECT) x seeds 0-4, the same at
                                                  # its own threshold (reject-60k, reject-15k, ...: earlier ones)
@@ -152,6 +153,7 @@ SEED_SWEEPS = {
     "recipe-erase-0.1": ["--erase", "0.1"],  # the previous default
     "recipe-stroke-0.3": ["--stroke-prob", "0.3"],  # more redrawn strokes: the thick marker's candidate
     "recipe-printed-0.1": ["--digit-printed", "0.1"],  # printed digits: shapes MNIST's writers rarely made
+    "recipe-low-res-0.2": ["--low-res", "0.2"],  # low-resolution scans: a 9's small loop closes up
     "app": APP,
     "reject": REJECT,
     "reject-60k": REJECT_60K,
@@ -693,6 +695,7 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
     "default erasing twice as often (`--erase 0.1`, the previous default)": "recipe-erase-0.1",
     "default with three times the redrawn strokes (`--stroke-prob 0.3`)": "recipe-stroke-0.3",
     "default with printed digits (`--digit-printed 0.1`)": "recipe-printed-0.1",
+    "default with low-resolution images (`--low-res 0.2`)": "recipe-low-res-0.2",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
@@ -984,7 +987,8 @@ def table_robust_screen(results: Path = RESULTS) -> str:
 # robustness.py --thresholds tables, one folder of seed files each: the app model's, then the rejection models'
 THRESHOLD_GROUPS = ("threshold", "threshold-reject", "threshold-reject-31k", "threshold-reject-60k",
                     "threshold-reject-60k-e18", "threshold-reject-60k-curves", "threshold-reject-60k-curves-e18",
-                    "threshold-reject-60k-curves1-e18", "threshold-reject-60k-curves-e18-w1")
+                    "threshold-reject-60k-curves1-e18", "threshold-reject-60k-curves-e18-w1",
+                    "threshold-reject-60k-curves-e18-nd2x")
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
