@@ -9,6 +9,7 @@
     python experiments.py recipe-stroke-0.3      # ... with three times the redrawn strokes, the same
     python experiments.py recipe-printed-0.1     # ... with a tenth of the digits printed, the same
     python experiments.py recipe-low-res-0.2     # ... with a fifth of the images shrunk and enlarged back, the same
+    python experiments.py recipe-low-res-0.2-e19 # ... and 19 epochs, the same
     python experiments.py app                    # the app model's recipe (APP) x seeds 0-4, the same
     python experiments.py reject                 # the shipped rejection model (REJECT) x seeds 0-4, the same at
                                                  # its own threshold (reject-60k, reject-15k, ...: earlier ones)
@@ -154,6 +155,7 @@ SEED_SWEEPS = {
     "recipe-stroke-0.3": ["--stroke-prob", "0.3"],  # more redrawn strokes: the thick marker's candidate
     "recipe-printed-0.1": ["--digit-printed", "0.1"],  # printed digits: shapes MNIST's writers rarely made
     "recipe-low-res-0.2": ["--low-res", "0.2"],  # low-resolution scans: a 9's small loop closes up
+    "recipe-low-res-0.2-e19": ["--low-res", "0.2", "--epochs", "19"],  # ... with the course's last epoch
     "app": APP,
     "reject": REJECT,
     "reject-60k": REJECT_60K,
@@ -696,6 +698,7 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
     "default with three times the redrawn strokes (`--stroke-prob 0.3`)": "recipe-stroke-0.3",
     "default with printed digits (`--digit-printed 0.1`)": "recipe-printed-0.1",
     "default with low-resolution images (`--low-res 0.2`)": "recipe-low-res-0.2",
+    "default with low-resolution images, 19 epochs (`--low-res 0.2 --epochs 19`)": "recipe-low-res-0.2-e19",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",
