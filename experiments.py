@@ -950,8 +950,8 @@ def table_reject_screen(results: Path = RESULTS) -> str:
 
 
 def table_answer_screen(results: Path = RESULTS) -> str:
-    """The default recipe's candidates (screen-answer, 18 epochs): chosen on the validation columns and the even
-    half of the drawn shapes and printed faces only."""
+    """The default recipe's candidates (screen-answer, 18 epochs unless a row says otherwise): chosen on the
+    validation columns and the even half of the drawn shapes and printed faces only."""
     lines = ["| train.py flags (all: `--holdout 5000`, the rest default) | seeds | validation: clean (%) | "
              "perturbed mean (%) | thick pen (%) | drawn shapes right, even hands: drawn / low-res scan (%) | "
              "printed digits scanned small, even faces (%) | reported only: test acc (%) | MNIST-C mean (worst) (%) |",
