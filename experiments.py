@@ -859,10 +859,12 @@ def table_variants(results: Path = RESULTS) -> str:
     files = {"default + rejection model": "pairs.json", "default + 12-epoch 60k": "pairs-60k.json",
              "default + 15k rejection model": "pairs-15k.json",
              "default + 15k without printed digits": "pairs-previous.json"}
+    sweeps = {"default with printed digits, alone": "recipe-printed-0.1"}  # shapes measured in each run's file
     pairs = {name: json.loads((results / f).read_text()) for name, f in files.items()}
-    groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]],
-              "default with printed digits, alone": [{**r["robustness"]["variant_digits"], "config": r["config"]}
-                                                     for r in load_group("recipe-printed-0.1", results).values()]}
+    groups = {"default alone": [m for m in alone["models"].values() if not m["config"]["not_digits"]]}
+    for name, group in sweeps.items():
+        groups[name] = [{**r["robustness"]["variant_digits"], "config": r["config"]}
+                        for r in load_group(group, results).values()]
     for name, p in pairs.items():  # robustness.py --rejector nests the shapes, --variants --rejector does not
         groups[name] = [{**m.get("variant_digits", m), "config": m["config"]} for m in p["pairs"].values()]
     kinds = ("drawn", "low-res scan")
@@ -874,8 +876,8 @@ def table_variants(results: Path = RESULTS) -> str:
                  for ms in groups.values() for k in kinds]
         lines.append(f"| {shape} | " + " | ".join(cells) + " |")
     seeds = "; ".join(f"{g}: seeds {', '.join(str(m['config']['seed']) for m in ms)}" for g, ms in groups.items())
-    commands = ", ".join(f"`{r['command']}`" for r in (alone, {"command": "python experiments.py recipe-printed-0.1"},
-                                                       *pairs.values()))
+    commands = ", ".join([f"`{alone['command']}`", *(f"`python experiments.py {g}`" for g in sweeps.values()),
+                          *(f"`{r['command']}`" for r in pairs.values())])
     note = (f"\n% read right and not refused, mean over the seeds ({seeds}; in parentheses the held-out half of the "
             f"hands); {commands}.")
     return "\n".join([*lines, note])
