@@ -272,6 +272,41 @@ def hand_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
     return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g)
 
 
+# Letters and signs from Hershey's stroke fonts (A. V. Hershey, 1967; the Hershey-Fonts package): the training
+# alphabet of the printed letters and the skeletons as pen paths, in a plain and a script hand, written by the
+# same random hands as the skeletons. The package's other single-stroke faces repeat these two.
+HERSHEY_FACES = ("futural", "scripts")
+HERSHEY_CHARS = "".join(sorted(set(c for c in FONT_CHARS if c.isascii()) | set(SKELETONS)))
+
+
+@functools.cache  # built once, not per batch
+def _hershey_table() -> tuple[torch.Tensor, torch.Tensor]:
+    """HERSHEY_CHARS in every HERSHEY_FACES face as a skeleton table, each glyph centred in the unit square with
+    its aspect kept (read-only)."""
+    try:
+        from HersheyFonts import HersheyFonts
+    except ImportError:
+        raise ImportError("not_digit_hershey needs the Hershey-Fonts package: pip install -r requirements.txt") \
+            from None
+    glyphs = []
+    for name in HERSHEY_FACES:
+        font = HersheyFonts()
+        font.load_default_font(name)
+        for char in HERSHEY_CHARS:
+            strokes = [torch.tensor(s, dtype=torch.float32) for s in font.strokes_for_text(char) if len(s) > 1]
+            points = torch.cat(strokes)
+            low, high = points.amin(0), points.amax(0)
+            centre, size = (low + high) / 2, (high - low).amax()  # Hershey's y points down, as the skeletons'
+            glyphs.append([(0.5 + (s - centre) / size).tolist() for s in strokes])
+    return skeleton_table(glyphs)
+
+
+def hershey_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
+    """`n` of the Hershey glyphs (_hershey_table) written by a random hand (hand_drawn)."""
+    table, present = (t.to(device) for t in _hershey_table())
+    return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g)
+
+
 def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """The glyphs `pick` of a skeleton table (as _skeleton_table's) written by a random hand: each point moved a
     little, the glyph slanted, squeezed and rotated at random, drawn with a round pen 1.5-4 px wide."""
@@ -293,12 +328,12 @@ def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g
 
 
 def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float = 0.0,
-               printed: float = 0.0, curves: float = 0.0) -> torch.Tensor:
+               printed: float = 0.0, curves: float = 0.0, hershey: float = 0.0) -> torch.Tensor:
     """`n` training non-digits in [0, 1]: scribbles (a `curves` share of them smooth curves, the rest corners),
     blobs, few-stroke symbols and two of the batch's digits side by side, a quarter each, of which a `letters`
-    share is replaced by hand-written letters and signs and then a `printed` share by printed ones
-    (printed_letters). What people draw or photograph instead of one digit; the model learns to spread its
-    probability over them."""
+    share is replaced by hand-written letters and signs (a `hershey` share of those from Hershey's fonts, the rest
+    from the skeletons) and then a `printed` share by printed ones (printed_letters). What people draw or
+    photograph instead of one digit; the model learns to spread its probability over them."""
     dev = digits.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
     kind = torch.arange(n, device=dev) % 4
@@ -325,7 +360,11 @@ def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float 
     out = torch.where((kind == 2).view(-1, 1, 1, 1), side_by_side, out)
     out = torch.where((kind == 3).view(-1, 1, 1, 1), few_strokes(n, g, dev), out)
     if letters:  # drawn only when asked, so runs without letters keep their random draws
-        out = torch.where((r(n) < letters).view(-1, 1, 1, 1), hand_letters(n, g, dev), out)
+        chosen = r(n) < letters
+        hand = hand_letters(n, g, dev)
+        if hershey:
+            hand = torch.where((r(n) < hershey).view(-1, 1, 1, 1), hershey_letters(n, g, dev), hand)
+        out = torch.where(chosen.view(-1, 1, 1, 1), hand, out)
     if printed:
         out = torch.where((r(n) < printed).view(-1, 1, 1, 1), printed_letters(n, g, dev), out)
     return frame_digits(out[:, 0], 1)  # framed as MNIST frames a digit, and as predict.py and the app frame anything

@@ -21,7 +21,7 @@ PIPELINES = ("fast", "torchvision")
 PRECISIONS = ("float32", "bfloat16")
 # The augmentations of the fast pipeline
 FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-             "not_digit_printed", "not_digit_curves", "low_res", "digit_printed")
+             "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -70,6 +70,9 @@ class TrainConfig:
     not_digit_curves: float = lever(0.0, "share of the generated scribbles drawn as smooth curves through their "
                                          "points, not polylines: a pen loops without corners (on in the "
                                          "rejection model, experiments.REJECT)")
+    not_digit_hershey: float = lever(0.0, "share of the hand-written letters (not_digit_letters) written from "
+                                          "Hershey's stroke fonts (augment.HERSHEY_FACES: a plain and a script hand, "
+                                          "every training letter) instead of the skeletons: more letters, another hand")
     low_res: float = lever(0.0, "share of training images, digits and non-digits alike, shrunk to 10-20 px and "
                                 "enlarged back (fast pipeline): soft low-resolution ink must not be what tells a "
                                 "non-digit apart (on in the rejection model, experiments.REJECT)")
@@ -154,6 +157,7 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "not_digit_letters": UNIT_INTERVAL,
     "not_digit_printed": UNIT_INTERVAL,
     "not_digit_curves": UNIT_INTERVAL,
+    "not_digit_hershey": UNIT_INTERVAL,
     "low_res": UNIT_INTERVAL,
     "digit_printed": UNIT_INTERVAL,
     "not_digit_weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),

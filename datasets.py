@@ -289,6 +289,7 @@ class TensorLoader:
         not_digit_letters: float = 0.0,
         not_digit_printed: float = 0.0,
         not_digit_curves: float = 0.0,
+        not_digit_hershey: float = 0.0,
         low_res: float = 0.0,
         digit_printed: float = 0.0,
     ) -> None:
@@ -300,6 +301,7 @@ class TensorLoader:
         self.shift, self.elastic, self.noise, self.erase, self.erase_dark = shift, elastic, noise, erase, erase_dark
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
         self.letters, self.printed, self.curves = not_digit_letters, not_digit_printed, not_digit_curves
+        self.hershey = not_digit_hershey
         self.low_res, self.digit_printed = low_res, digit_printed
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
@@ -334,7 +336,8 @@ class TensorLoader:
                 x = augment.printed_digits(x, labels, self.digit_printed, generator)
             x = augment_batch(x, generator, self.shift, self.elastic)
             if self.extra:
-                others = augment.not_digits(x, self.extra, generator, self.letters, self.printed, self.curves)
+                others = augment.not_digits(x, self.extra, generator, self.letters, self.printed, self.curves,
+                                            self.hershey)
                 x = torch.cat([x, others])
                 labels = torch.cat([labels, labels.new_full((self.extra,), augment.NOT_A_DIGIT)])
                 redrawn = torch.cat([redrawn, redrawn.new_zeros(self.extra)])
@@ -360,7 +363,7 @@ class TensorLoader:
 
 # TensorLoader's levers beyond stroke_prob
 AUGMENTATION = ("shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-                "not_digit_printed", "not_digit_curves", "low_res", "digit_printed")
+                "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed")
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -413,7 +416,8 @@ def load_data(
     images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
     `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, erase_dark, not_digits,
-    not_digit_letters, not_digit_printed, not_digit_curves, low_res, digit_printed; TensorLoader).
+    not_digit_letters, not_digit_printed, not_digit_curves, not_digit_hershey, low_res, digit_printed;
+    TensorLoader).
     """
     unknown = set(augmentation) - set(AUGMENTATION)
     if unknown:

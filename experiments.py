@@ -196,7 +196,8 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
 BEFORE_FIELD = {  # what runs recorded before a field existed did
     "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
     "erase_dark": 0.0, "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_printed": 0.0, "low_res": 0.0,
-    "not_digit_curves": 0.0, "digit_printed": 0.0, "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
+    "not_digit_curves": 0.0, "not_digit_hershey": 0.0, "digit_printed": 0.0, "not_digit_weight": 0.5,
+    "input_norm": "none", "holdout": 0,
 }
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
 
@@ -993,7 +994,7 @@ def table_robust_screen(results: Path = RESULTS) -> str:
 THRESHOLD_GROUPS = ("threshold", "threshold-reject", "threshold-reject-31k", "threshold-reject-60k",
                     "threshold-reject-60k-e18", "threshold-reject-60k-curves", "threshold-reject-60k-curves-e18",
                     "threshold-reject-60k-curves1-e18", "threshold-reject-60k-curves-e18-w1",
-                    "threshold-reject-60k-curves-e18-nd2x")
+                    "threshold-reject-60k-curves-e18-nd2x", "threshold-reject-60k-curves-e18-hershey")
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,

@@ -64,6 +64,27 @@ def test_hand_letters_draw_every_skeleton_and_a_zero_share_draws_nothing_new(x):
     assert not torch.equal(mixed, plain) and mixed.shape == plain.shape
 
 
+def test_hershey_letters_are_every_training_letter_in_two_hands_and_a_zero_share_draws_nothing_new(x):
+    import nondigits
+
+    table, present = augment._hershey_table()
+    assert len(table) == len(augment.HERSHEY_FACES) * len(augment.HERSHEY_CHARS) and present[:, 0].all()
+    for glyph, strokes in zip(table, present):  # centred in the unit square, its longer side spanning it
+        points = glyph[strokes].flatten(0, 1)
+        low, high = points.amin(0), points.amax(0)
+        torch.testing.assert_close((low + high) / 2, torch.full((2,), 0.5))
+        assert (high - low).amax() == pytest.approx(1.0)
+    assert set(augment.SKELETONS) <= set(augment.HERSHEY_CHARS) <= set(augment.FONT_CHARS) | set(augment.SKELETONS)
+    assert not set(augment.HERSHEY_CHARS) & set(nondigits.NEVER_TRAINED)  # the held-out characters stay held out
+    letters = augment.hershey_letters(100, torch.Generator().manual_seed(0), "cpu")
+    assert letters.shape == (100, 1, 28, 28) and (letters.flatten(1).amax(1) > 0.9).all()  # every one has ink
+    skeletons = augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=1.0)
+    torch.testing.assert_close(augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=1.0, hershey=0.0),
+                               skeletons)
+    mixed = augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=1.0, hershey=1.0)
+    assert not torch.equal(mixed, skeletons) and mixed.shape == skeletons.shape
+
+
 def test_printed_letters_come_from_faces_the_evaluation_never_uses_and_a_zero_share_draws_nothing_new(x):
     import nondigits
 
