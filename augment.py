@@ -286,8 +286,8 @@ def _hershey_table() -> tuple[torch.Tensor, torch.Tensor]:
     try:
         from HersheyFonts import HersheyFonts
     except ImportError:
-        raise ImportError("not_digit_hershey needs the Hershey-Fonts package: pip install -r requirements.txt") \
-            from None
+        raise ImportError("not_digit_hershey needs the Hershey-Fonts package: pip install -r requirements-dev.txt "
+                          "(or pip install Hershey-Fonts)") from None
     glyphs = []
     for name in HERSHEY_FACES:
         font = HersheyFonts()
