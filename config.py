@@ -34,8 +34,8 @@ def lever(default, help: str):
 class TrainConfig:
     """The default recipe. Every entry point reads these values; nothing mirrors them by hand."""
 
-    model: str = lever(DEFAULT_SIZE, "model size, a key of model.SIZES: 15k (default), 8k or 4k parameters; 31k or 60k "
-                                           "for a model that only says 'not a digit'")
+    model: str = lever(DEFAULT_SIZE, "model size, a key of model.SIZES: 15k (default), 8k or 4k parameters; 31k, 60k "
+                                           "or 120k for a model that only says 'not a digit'")
     epochs: int = lever(18, "full passes over the 60k training images; the one-cycle schedule spans them all; "
                             "the augmentation below needs more than the clean digits did (the course allows under 20)")
     batch_size: int = lever(128, "images per step: many updates per epoch, yet big enough to keep 2 cores busy")

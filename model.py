@@ -26,6 +26,7 @@ SIZES = {
     # features than reading digits does (docs/robustness.md).
     "31k": (24, 24, 24, 28, 28, 28),  # 31,336
     "60k": (32, 32, 32, 40, 40, 40),  # 59,872: the default's widths doubled
+    "120k": (46, 46, 46, 56, 56, 56),  # 119,306: about twice the 60k's parameters
 }
 DEFAULT_SIZE = "15k"
 INPUT_NORMS = ("none", "minmax")
