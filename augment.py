@@ -76,6 +76,25 @@ def low_res(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
     return out
 
 
+THICKEN_KERNELS = (3, 5, 7, 9)  # max-filter sides at PEN_RES x 28 px: strokes 1-4 px wider at 28 px, then framed
+
+
+def thicken(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
+    """With `prob`, a digit's strokes thickened by a grey dilation (a square max filter of a random THICKEN_KERNELS
+    side at PEN_RES x 28 px) and the digit framed again as MNIST frames digits (pens.frame_digits): a thick marker
+    drawn by another means than the pen model, MNIST's own stroke texture kept."""
+    b = x.shape[0]
+    chosen = torch.rand(b, generator=g, device=x.device) < prob
+    kernel = torch.randint(len(THICKEN_KERNELS), (b,), generator=g, device=x.device)
+    out = x.clone()
+    for k in kernel[chosen].unique().tolist():  # one filter per size in the batch
+        pick = chosen & (kernel == k)
+        side = THICKEN_KERNELS[k]
+        big = F.interpolate(x[pick], scale_factor=PEN_RES, mode="bilinear", align_corners=False)
+        out[pick] = frame_digits(F.max_pool2d(big, side, stride=1, padding=side // 2)[:, 0], PEN_RES)
+    return out
+
+
 def erase(x: torch.Tensor, prob: float, g: torch.Generator, dark: float = 0.0) -> torch.Tensor:
     """Random erasing (Zhong et al. 2017): with `prob`, a rectangle of 2-25% of the image, aspect 1:3 to 3:1,
     filled with black, white or uniform noise (a third each); with `dark`, that share of them black whatever drawn."""

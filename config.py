@@ -21,7 +21,7 @@ PIPELINES = ("fast", "torchvision")
 PRECISIONS = ("float32", "bfloat16")
 # The augmentations of the fast pipeline
 FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-             "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed")
+             "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed", "thicken")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -58,6 +58,8 @@ class TrainConfig:
                                "digits (docs/robustness.md)")
     erase_dark: float = lever(0.0, "share of the erased rectangles filled black whatever fill was drawn: a white "
                                    "or noise patch on a digit can add ink that reads as another digit")
+    thicken: float = lever(0.0, "share of training digits whose strokes are thickened (grey dilation, 1-4 px "
+                                "wider) and framed again as MNIST frames digits: thick markers without the pen model")
     not_digits: float = lever(0.0, "generated non-digits (scribbles, blobs, symbols, two digits) added per batch, as "
                                    "a share of the batch size (fast pipeline): teaches the model to say 'not a digit'; "
                                    "costs clean accuracy: off by default, on in the shipped app model "
@@ -160,6 +162,7 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "not_digit_hershey": UNIT_INTERVAL,
     "low_res": UNIT_INTERVAL,
     "digit_printed": UNIT_INTERVAL,
+    "thicken": UNIT_INTERVAL,
     "not_digit_weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "input_norm": (lambda v: v in INPUT_NORMS, f"one of {', '.join(INPUT_NORMS)}"),
     "holdout": (lambda v: _is_int(v) and 0 <= v < 60_000, "an integer in [0, 60000)"),

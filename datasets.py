@@ -292,6 +292,7 @@ class TensorLoader:
         not_digit_hershey: float = 0.0,
         low_res: float = 0.0,
         digit_printed: float = 0.0,
+        thicken: float = 0.0,
     ) -> None:
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
@@ -302,7 +303,7 @@ class TensorLoader:
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
         self.letters, self.printed, self.curves = not_digit_letters, not_digit_printed, not_digit_curves
         self.hershey = not_digit_hershey
-        self.low_res, self.digit_printed = low_res, digit_printed
+        self.low_res, self.digit_printed, self.thicken = low_res, digit_printed, thicken
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
@@ -334,6 +335,8 @@ class TensorLoader:
         if self.augment:
             if self.digit_printed:
                 x = augment.printed_digits(x, labels, self.digit_printed, generator)
+            if self.thicken:
+                x = augment.thicken(x, self.thicken, generator)
             x = augment_batch(x, generator, self.shift, self.elastic)
             if self.extra:
                 others = augment.not_digits(x, self.extra, generator, self.letters, self.printed, self.curves,
@@ -363,7 +366,7 @@ class TensorLoader:
 
 # TensorLoader's levers beyond stroke_prob
 AUGMENTATION = ("shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-                "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed")
+                "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed", "thicken")
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -416,7 +419,7 @@ def load_data(
     images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
     `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, erase_dark, not_digits,
-    not_digit_letters, not_digit_printed, not_digit_curves, not_digit_hershey, low_res, digit_printed;
+    not_digit_letters, not_digit_printed, not_digit_curves, not_digit_hershey, low_res, digit_printed, thicken;
     TensorLoader).
     """
     unknown = set(augmentation) - set(AUGMENTATION)

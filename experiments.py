@@ -10,6 +10,7 @@
     python experiments.py recipe-printed-0.1     # ... with a tenth of the digits printed, the same
     python experiments.py recipe-low-res-0.2     # ... with a fifth of the images shrunk and enlarged back, the same
     python experiments.py recipe-low-res-0.2-e19 # ... and 19 epochs, the same
+    python experiments.py recipe-thicken-0.2     # ... with thickened strokes, the same
     python experiments.py app                    # the app model's recipe (APP) x seeds 0-4, the same
     python experiments.py reject                 # the shipped rejection model (REJECT) x seeds 0-4, the same at
                                                  # its own threshold (reject-60k, reject-15k, ...: earlier ones)
@@ -156,6 +157,7 @@ SEED_SWEEPS = {
     "recipe-printed-0.1": ["--digit-printed", "0.1"],  # printed digits: shapes MNIST's writers rarely made
     "recipe-low-res-0.2": ["--low-res", "0.2"],  # low-resolution scans: a 9's small loop closes up
     "recipe-low-res-0.2-e19": ["--low-res", "0.2", "--epochs", "19"],  # ... with the course's last epoch
+    "recipe-thicken-0.2": ["--thicken", "0.2"],  # thickened strokes: the thick marker without the pen model
     "app": APP,
     "reject": REJECT,
     "reject-60k": REJECT_60K,
@@ -196,7 +198,7 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
 BEFORE_FIELD = {  # what runs recorded before a field existed did
     "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
     "erase_dark": 0.0, "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_printed": 0.0, "low_res": 0.0,
-    "not_digit_curves": 0.0, "not_digit_hershey": 0.0, "digit_printed": 0.0, "not_digit_weight": 0.5,
+    "not_digit_curves": 0.0, "not_digit_hershey": 0.0, "digit_printed": 0.0, "thicken": 0.0, "not_digit_weight": 0.5,
     "input_norm": "none", "holdout": 0,
 }
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
@@ -700,6 +702,7 @@ ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files
     "default with printed digits (`--digit-printed 0.1`)": "recipe-printed-0.1",
     "default with low-resolution images (`--low-res 0.2`)": "recipe-low-res-0.2",
     "default with low-resolution images, 19 epochs (`--low-res 0.2 --epochs 19`)": "recipe-low-res-0.2-e19",
+    "default with thickened strokes (`--thicken 0.2`)": "recipe-thicken-0.2",
     "seed-faithful recipe (`--stroke-prob 0`, no robustness levers)": "faithful",
     "pytorch/examples network (1.2M parameters, 2 epochs)": "examples",
     "stronger augmentation (`--shift 2 --elastic 1.5 --noise 0.3 --erase 0.25 --not-digits 0.25`)": "robust",

@@ -140,6 +140,24 @@ def test_low_res_softens_the_chosen_images_and_keeps_their_ink_where_it_was(x):
     torch.testing.assert_close(augment.low_res(x, 0.0, torch.Generator().manual_seed(0)), x)
 
 
+def test_thicken_widens_every_chosen_digits_strokes_and_frames_it_as_mnist(x, model):
+    from datasets import normalize
+    from pens import DIGIT_BOX
+    from userset import stroke_width
+
+    thick = augment.thicken(x, 1.0, torch.Generator().manual_seed(0))
+    assert thick.shape == x.shape and thick.min() >= 0 and thick.max() <= 1
+    width = lambda t: torch.tensor([stroke_width(d[0].numpy() > 0.4) for d in t])  # noqa: E731
+    assert (thick.sum((1, 2, 3)) > x.sum((1, 2, 3))).all()  # every digit carries more ink in the same box
+    assert width(thick).mean() >= width(x).mean() + 1.5  # as strokes about twice as wide
+    ink = thick[:, 0] > 0.1
+    side = torch.maximum(ink.any(1).sum(1), ink.any(2).sum(1))
+    assert (side <= DIGIT_BOX + 2).all()  # framed again: the longer side back in MNIST's box, not grown by the pen
+    labels = model(normalize(x)).argmax(1)
+    assert (model(normalize(thick)).argmax(1) == labels).float().mean() >= 0.8  # still the same digits
+    torch.testing.assert_close(augment.thicken(x, 0.0, torch.Generator().manual_seed(0)), x)
+
+
 def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_nothing(data_dir):
     cfg = TrainConfig(subset=512, batch_size=64, not_digits=0.25)
     train, _ = load_data(**cfg.loader_args())
