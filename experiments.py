@@ -824,6 +824,7 @@ def table_threshold(results: Path = RESULTS, group: str = "threshold") -> str:
         return "(no results yet)"
     seeds = ", ".join(name.removeprefix("seed") for name in runs)
     columns = {"digits_refused": f"held-out training digits refused (%), seeds {seeds}",
+               "conditions_refused": "the same in people's pens (the handwriting conditions) refused (%)",
                "not_digits_refused": "generated non-digits refused (%)",
                "printed_refused": "printed letters and signs, validation faces, refused (%)",
                "curves_refused": "pen curves refused (%)",
@@ -998,7 +999,8 @@ THRESHOLD_GROUPS = ("threshold", "threshold-reject", "threshold-reject-31k", "th
                     "threshold-reject-60k-e18", "threshold-reject-60k-curves", "threshold-reject-60k-curves-e18",
                     "threshold-reject-60k-curves1-e18", "threshold-reject-60k-curves-e18-w1",
                     "threshold-reject-60k-curves-e18-nd2x", "threshold-reject-60k-curves-e18-hershey",
-                    "threshold-reject-60k-curves-e18-elastic2", "threshold-reject-120k")
+                    "threshold-reject-60k-curves-e18-elastic2", "threshold-reject-60k-curves-e18-thicken",
+                    "threshold-reject-120k")
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,

@@ -84,19 +84,39 @@ def validation(model: torch.nn.Module, holdout: int, data_dir=None, below: float
             "printed_refused": refused(validation_printed()), "curves_refused": refused(validation_curves())}
 
 
+VALIDATION_CONDITION_DIGITS = 200  # held-out training digits per handwriting condition
+
+
+@functools.cache  # the same renderings for every run evaluated in one process (read-only)
+def validation_conditions(holdout: int, data_dir=None, n: int = VALIDATION_CONDITION_DIGITS) -> torch.Tensor:
+    """The first `n` of the last `holdout` training digits under each of userset.py's handwriting conditions (pens,
+    markers, mouse, scans, blur, JPEG, perspective), through predict.py's preprocessing -> (9n, 1, 28, 28) in [0, 1]:
+    the validation's stand-in for digits written with people's own pens, which a verdict should not refuse."""
+    from predict import preprocess
+    from userset import CONDITIONS
+
+    digits = validation_digits(holdout, data_dir).data[:n].numpy()
+    images = []
+    for k, render in enumerate(CONDITIONS.values()):
+        rng = np.random.default_rng([VALIDATION_SEED, k])
+        images += [preprocess(render(digit, rng)) for digit in digits]
+    return torch.stack(images).unsqueeze(1)
+
+
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @torch.no_grad()
 def threshold_choice(model: torch.nn.Module, holdout: int, data_dir=None) -> dict:
-    """For each candidate threshold: % of held-out training digits, of generated non-digits, of printed validation
-    glyphs and of validation curves refused, and % of the even hands' drawn shapes (drawn, and scanned small) the
-    model reads right and accepts."""
+    """For each candidate threshold: % of held-out training digits (as they are, and under the handwriting
+    conditions), of generated non-digits, of printed validation glyphs and of validation curves refused, and % of
+    the even hands' drawn shapes (drawn, and scanned small) the model reads right and accepts."""
     held = validation_digits(holdout, data_dir)
     x = held.data.unsqueeze(1).float() / 255
     others = augment.not_digits(x, VALIDATION_NOT_DIGITS, torch.Generator().manual_seed(VALIDATION_SEED))
     top = {name: nondigits.top_probability(model, images) for name, images in
-           (("digits", x), ("not_digits", others), ("printed", validation_printed()), ("curves", validation_curves()))}
+           (("digits", x), ("conditions", validation_conditions(holdout, data_dir)), ("not_digits", others),
+            ("printed", validation_printed()), ("curves", validation_curves()))}
     shapes = {}
     for variant in ("drawn", "low_res"):
         shape_x, shape_y, names = digit_variants(low_res=variant == "low_res")

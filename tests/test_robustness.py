@@ -22,10 +22,20 @@ def test_validation_curves_are_seeded_inked_pen_paths_framed_as_mnist():
     assert ((extent >= 15) & (extent <= 22)).all()  # framed as MNIST frames a digit
 
 
+def test_validation_conditions_are_the_held_out_digits_in_every_handwriting_condition(model, data_dir):
+    from datasets import normalize, validation_digits
+    from userset import CONDITIONS
+
+    x = robustness.validation_conditions(500, data_dir.parent.parent, 20)
+    assert x.shape == (20 * len(CONDITIONS), 1, 28, 28) and x.min() >= 0 and x.max() <= 1
+    labels = validation_digits(500, data_dir.parent.parent).targets[:20].repeat(len(CONDITIONS))
+    assert (model(normalize(x)).argmax(1) == labels).float().mean() >= 0.9  # digits, read as the digit they are
+
+
 def test_refusal_grows_and_acceptance_falls_with_the_threshold(model, data_dir):
     rates = robustness.threshold_choice(model, 500, data_dir.parent.parent)
     assert list(rates) == [str(t) for t in robustness.THRESHOLDS]
-    for key in ("digits_refused", "not_digits_refused", "printed_refused", "curves_refused"):
+    for key in ("digits_refused", "conditions_refused", "not_digits_refused", "printed_refused", "curves_refused"):
         values = [r[key] for r in rates.values()]
         assert values == sorted(values), key
     for key in ("drawn_even_accepted", "low_res_even_accepted"):
