@@ -90,8 +90,8 @@ VALIDATION_CONDITION_DIGITS = 200  # held-out training digits per handwriting co
 @functools.cache  # the same renderings for every run evaluated in one process (read-only)
 def validation_conditions(holdout: int, data_dir=None, n: int = VALIDATION_CONDITION_DIGITS) -> torch.Tensor:
     """The first `n` of the last `holdout` training digits under each of userset.py's handwriting conditions (pens,
-    markers, mouse, scans, blur, JPEG, perspective), through predict.py's preprocessing -> (9n, 1, 28, 28) in [0, 1]:
-    the validation's stand-in for digits written with people's own pens, which a verdict should not refuse."""
+    markers, mouse, scans, blur, JPEG, perspective), through predict.py's preprocessing -> (conditions x n, 1, 28, 28)
+    in [0, 1]: the validation's stand-in for digits people write with their own pens, which no verdict should refuse."""
     from predict import preprocess
     from userset import CONDITIONS
 
