@@ -285,10 +285,10 @@ def _print(pick: torch.Tensor, chars: str, g: torch.Generator) -> torch.Tensor:
     return warp(x, (r(n) * 2 - 1) * 0.25, 0.9 + 0.2 * r(n), None, elastic_field(n, 1.5, g, device))
 
 
-def hand_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
-    """`n` of SKELETONS written by a random hand (hand_drawn)."""
+def hand_letters(n: int, g: torch.Generator, device, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """`n` of SKELETONS written by a random hand (hand_drawn; only the `keep` ones drawn, the rest left blank)."""
     table, present = (t.to(device) for t in _skeleton_table())
-    return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g)
+    return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g, keep)
 
 
 # Letters and signs from Hershey's stroke fonts (A. V. Hershey, 1967; the Hershey-Fonts package): the training
@@ -320,15 +320,18 @@ def _hershey_table() -> tuple[torch.Tensor, torch.Tensor]:
     return skeleton_table(glyphs)
 
 
-def hershey_letters(n: int, g: torch.Generator, device) -> torch.Tensor:
-    """`n` of the Hershey glyphs (_hershey_table) written by a random hand (hand_drawn)."""
+def hershey_letters(n: int, g: torch.Generator, device, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """`n` of the Hershey glyphs (_hershey_table) written by a random hand (hand_drawn; only the `keep` ones drawn)."""
     table, present = (t.to(device) for t in _hershey_table())
-    return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g)
+    return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g, keep)
 
 
-def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g: torch.Generator,
+               keep: torch.Tensor | None = None) -> torch.Tensor:
     """The glyphs `pick` of a skeleton table (as _skeleton_table's) written by a random hand: each point moved a
-    little, the glyph slanted, squeezed and rotated at random, drawn with a round pen 1.5-4 px wide."""
+    little, the glyph slanted, squeezed and rotated at random, drawn with a round pen 1.5-4 px wide. With a boolean
+    `keep`, only those are drawn (the rest stay blank); the random hands are drawn for all, so the generator's
+    stream, and every kept glyph, is the same whatever `keep` is."""
     n, device = len(pick), table.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=device)  # noqa: E731
     glyphs = table[pick]  # (n, S, K, 2)
@@ -339,11 +342,14 @@ def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g
     cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
     pixels = 14 + 16 * torch.stack([cos * x - sin * y, sin * x + cos * y], -1)
     pen = 1.5 + 2.5 * r(n)
-    ink = torch.zeros(n, 1, SIZE, SIZE, device=device)
+    rows = torch.arange(n, device=device) if keep is None else keep.nonzero()[:, 0]
+    ink = torch.zeros(len(rows), 1, SIZE, SIZE, device=device)
     for stroke in range(table.shape[1]):
-        drawn = segments_ink(pixels[:, stroke], pen) * present[pick, stroke].view(-1, 1, 1, 1)
+        drawn = segments_ink(pixels[rows, stroke], pen[rows]) * present[pick[rows], stroke].view(-1, 1, 1, 1)
         ink = torch.maximum(ink, drawn)
-    return ink
+    if keep is None:
+        return ink
+    return torch.zeros(n, 1, SIZE, SIZE, device=device).index_copy_(0, rows, ink)
 
 
 def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float = 0.0,
@@ -379,10 +385,11 @@ def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float 
     out = torch.where((kind == 2).view(-1, 1, 1, 1), side_by_side, out)
     out = torch.where((kind == 3).view(-1, 1, 1, 1), few_strokes(n, g, dev), out)
     if letters:  # drawn only when asked, so runs without letters keep their random draws
-        chosen = r(n) < letters
-        hand = hand_letters(n, g, dev)
+        chosen = r(n) < letters  # only these are drawn: letters are the slow kind
+        hand = hand_letters(n, g, dev, keep=chosen)
         if hershey:
-            hand = torch.where((r(n) < hershey).view(-1, 1, 1, 1), hershey_letters(n, g, dev), hand)
+            written = r(n) < hershey
+            hand = torch.where(written.view(-1, 1, 1, 1), hershey_letters(n, g, dev, keep=chosen & written), hand)
         out = torch.where(chosen.view(-1, 1, 1, 1), hand, out)
     if printed:
         out = torch.where((r(n) < printed).view(-1, 1, 1, 1), printed_letters(n, g, dev), out)

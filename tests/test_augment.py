@@ -56,6 +56,11 @@ def test_hand_letters_draw_every_skeleton_and_a_zero_share_draws_nothing_new(x):
     letters = augment.hand_letters(200, g, "cpu")
     assert letters.shape == (200, 1, 28, 28) and letters.min() >= 0 and letters.max() <= 1
     assert (letters.flatten(1).amax(1) > 0.9).all()  # every one has ink
+    keep = torch.arange(200) % 3 == 0  # drawing only some: the same glyphs there, blank elsewhere, same stream after
+    g, g_kept = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    full, kept = augment.hand_letters(200, g, "cpu"), augment.hand_letters(200, g_kept, "cpu", keep=keep)
+    assert torch.equal(kept[keep], full[keep]) and not kept[~keep].any()
+    assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=g_kept))
     table, present = augment._skeleton_table()
     assert present.sum(1).tolist() == [len(strokes) for strokes in augment.SKELETONS.values()]
     plain = augment.not_digits(x, 40, torch.Generator().manual_seed(3))
