@@ -64,16 +64,22 @@ def rescan(x: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
 
 
+def by_size(x: torch.Tensor, chosen: torch.Tensor, sizes: torch.Tensor, transform) -> torch.Tensor:
+    """`x` with each `chosen` image replaced by `transform(images, size)`, one call per size of `sizes` (B,) the
+    chosen images have: a batched operation whose size is drawn per image."""
+    out = x.clone()
+    for size in sizes[chosen].unique().tolist():
+        pick = chosen & (sizes == size)
+        out[pick] = transform(x[pick], size)
+    return out
+
+
 def low_res(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
     """With `prob`, an image rescanned at 10-20 px (rescan)."""
     b = x.shape[0]
     r = lambda *shape: torch.rand(*shape, generator=g, device=x.device)  # noqa: E731
     chosen, sides = r(b) < prob, (10 + r(b) * 11).long()
-    out = x.clone()
-    for side in sides[chosen].unique().tolist():  # one resize per size in the batch
-        pick = chosen & (sides == side)
-        out[pick] = rescan(x[pick], side)
-    return out
+    return by_size(x, chosen, sides, rescan)
 
 
 THICKEN_KERNELS = (3, 5, 7, 9)  # max-filter sides at PEN_RES x 28 px: strokes 1-4 px wider at 28 px, then framed
@@ -86,13 +92,13 @@ def thicken(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
     b = x.shape[0]
     chosen = torch.rand(b, generator=g, device=x.device) < prob
     kernel = torch.randint(len(THICKEN_KERNELS), (b,), generator=g, device=x.device)
-    out = x.clone()
-    for k in kernel[chosen].unique().tolist():  # one filter per size in the batch
-        pick = chosen & (kernel == k)
+
+    def dilate(images: torch.Tensor, k: int) -> torch.Tensor:
         side = THICKEN_KERNELS[k]
-        big = F.interpolate(x[pick], scale_factor=PEN_RES, mode="bilinear", align_corners=False)
-        out[pick] = frame_digits(F.max_pool2d(big, side, stride=1, padding=side // 2)[:, 0], PEN_RES)
-    return out
+        big = F.interpolate(images, scale_factor=PEN_RES, mode="bilinear", align_corners=False)
+        return frame_digits(F.max_pool2d(big, side, stride=1, padding=side // 2)[:, 0], PEN_RES)
+
+    return by_size(x, chosen, kernel, dilate)
 
 
 def erase(x: torch.Tensor, prob: float, g: torch.Generator, dark: float = 0.0) -> torch.Tensor:
