@@ -93,14 +93,11 @@ def validation_conditions(holdout: int, data_dir=None, n: int = VALIDATION_CONDI
     markers, mouse, scans, blur, JPEG, perspective), through predict.py's preprocessing -> (conditions x n, 1, 28, 28)
     in [0, 1]: the validation's stand-in for digits people write with their own pens, which no verdict should refuse."""
     from predict import preprocess
-    from userset import CONDITIONS
+    from userset import condition_renderings
 
     digits = validation_digits(holdout, data_dir).data[:n].numpy()
-    images = []
-    for k, render in enumerate(CONDITIONS.values()):
-        rng = np.random.default_rng([VALIDATION_SEED, k])
-        images += [preprocess(render(digit, rng)) for digit in digits]
-    return torch.stack(images).unsqueeze(1)
+    return torch.stack([preprocess(picture) for _, rendered in condition_renderings(digits, VALIDATION_SEED)
+                        for picture in rendered]).unsqueeze(1)
 
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -17,7 +17,7 @@ import argparse
 import io
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -167,15 +167,22 @@ CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], Image.Image]] 
 }
 
 
+def condition_renderings(images: np.ndarray, seed: int = 0) -> Iterator[tuple[str, list[Image.Image]]]:
+    """(name, every digit of `images` rendered so) for each condition in turn, each condition with its own seeded
+    random draws."""
+    for k, (name, render) in enumerate(CONDITIONS.items()):
+        rng = np.random.default_rng([seed, k])
+        yield name, [render(digit, rng) for digit in images]
+
+
 def condition_accuracy(model, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, dict]:
     """Accuracy of `model` (through predict.py's preprocessing) on every condition -> {name: {accuracy, n}}."""
     report = {}
-    for k, (name, render) in enumerate(CONDITIONS.items()):
-        rng = np.random.default_rng([seed, k])
+    for name, rendered in condition_renderings(images, seed):
         hits = 0
-        for digit, label in zip(images, labels):
+        for picture, label in zip(rendered, labels):
             try:
-                hits += predict_image(model, render(digit, rng)).digit == int(label)
+                hits += predict_image(model, picture).digit == int(label)
             except ImageError:  # counted as wrong: the user would get no answer
                 pass
         report[name] = {"accuracy": round(100 * hits / len(labels), 2), "n": len(labels)}
