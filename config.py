@@ -19,9 +19,10 @@ from model import DEFAULT_INPUT_NORM, DEFAULT_SIZE, INPUT_NORMS, SIZES
 
 PIPELINES = ("fast", "torchvision")
 PRECISIONS = ("float32", "bfloat16")
-# The augmentations of the fast pipeline
+# The levers that exist in the fast pipeline only (its augmentations, and the two views consistency needs)
 FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-             "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed", "thicken")
+             "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed", "thicken",
+             "consistency")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -81,6 +82,10 @@ class TrainConfig:
     digit_printed: float = lever(0.0, "share of training digits replaced by the same digit printed in a training "
                                       "face (augment.printed_digits, half redrawn with a pen): print and careful "
                                       "hands make shapes MNIST's writers rarely did, a 1 with a flag and a base")
+    consistency: float = lever(0.0, "weight of a Jensen-Shannon consistency loss between two augmented views of "
+                                    "each training digit (AugMix, Hendrycks et al. 2020): the same answer whatever "
+                                    "the augmentation drew; > 0 shows every digit twice per step (twice the "
+                                    "training FLOPs); 0 = one view")
     not_digit_weight: float = lever(0.5, "weight of the loss that spreads the model's probability evenly over the "
                                          "classes for a non-digit (outlier exposure, Hendrycks et al. 2019)")
     input_norm: str = lever(DEFAULT_INPUT_NORM, "per-image input normalisation inside the model: none, or minmax "
@@ -111,7 +116,8 @@ class TrainConfig:
     def loader_args(self) -> dict:
         """load_data's keyword arguments for this recipe: `load_data(**cfg.loader_args(), device=device)`."""
         names = ("batch_size", "data_dir", "seed", "pipeline", "test_batch_size", "subset", "holdout", *FAST_ONLY)
-        return {name: getattr(self, name) for name in names}
+        args = {name: getattr(self, name) for name in names if name != "consistency"}
+        return {**args, "views": 2 if self.consistency else 1}  # the loss's weight is training's; the loader's views
 
     def to_dict(self) -> dict:
         """The config as a plain dict (stored in checkpoints and histories)."""
@@ -163,6 +169,7 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "low_res": UNIT_INTERVAL,
     "digit_printed": UNIT_INTERVAL,
     "thicken": UNIT_INTERVAL,
+    "consistency": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "not_digit_weight": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     "input_norm": (lambda v: v in INPUT_NORMS, f"one of {', '.join(INPUT_NORMS)}"),
     "holdout": (lambda v: _is_int(v) and 0 <= v < 60_000, "an integer in [0, 60000)"),

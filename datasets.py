@@ -268,7 +268,8 @@ class TensorLoader:
     probability `erase` (`erase_dark`: the share of its rectangles filled black whatever fill was drawn); and
     `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT, a
     `not_digit_letters` share of them hand-written letters and signs and a `not_digit_printed` share printed ones;
-    a `low_res` share of all of them shrunk and enlarged back.
+    a `low_res` share of all of them shrunk and enlarged back. With `views` 2 each batch holds its images twice,
+    augmented independently, the second view after the first (for a consistency loss between them).
     """
 
     def __init__(
@@ -293,7 +294,10 @@ class TensorLoader:
         low_res: float = 0.0,
         digit_printed: float = 0.0,
         thicken: float = 0.0,
+        views: int = 1,
     ) -> None:
+        if not (isinstance(views, int) and views >= 1) or (views > 1 and not augment):
+            raise ValueError(f"views must be a positive integer, and 1 without augmentation, got {views!r}")
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
         self.images = dataset.data.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
@@ -303,7 +307,7 @@ class TensorLoader:
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
         self.letters, self.printed, self.curves = not_digit_letters, not_digit_printed, not_digit_curves
         self.hershey = not_digit_hershey
-        self.low_res, self.digit_printed, self.thicken = low_res, digit_printed, thicken
+        self.low_res, self.digit_printed, self.thicken, self.views = low_res, digit_printed, thicken, views
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
@@ -321,8 +325,8 @@ class TensorLoader:
         )
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            x, labels, _ = self._batch(idx, self.generator)
-            yield x, labels
+            views = [self._batch(idx, self.generator)[:2] for _ in range(self.views)]
+            yield torch.cat([x for x, _ in views]), torch.cat([labels for _, labels in views])
 
     def _batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The normalised, augmented images at `idx` (and any non-digits after them), their labels, and which
@@ -410,6 +414,7 @@ def load_data(
     subset: int | None = None,
     stroke_prob: float = 0.0,
     holdout: int = 0,
+    views: int = 1,
     **augmentation: float,
 ) -> tuple:
     """Return (train_loader, test_loader) for MNIST: training data shuffled and augmented, test data not.
@@ -420,14 +425,15 @@ def load_data(
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
     `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, erase_dark, not_digits,
     not_digit_letters, not_digit_printed, not_digit_curves, not_digit_hershey, low_res, digit_printed, thicken;
-    TensorLoader).
+    TensorLoader). `views` 2: each training batch holds its images twice, augmented independently (fast pipeline).
     """
     unknown = set(augmentation) - set(AUGMENTATION)
     if unknown:
         raise TypeError(f"load_data() got unknown augmentation(s) {sorted(unknown)}: "
                         f"choose from {', '.join(AUGMENTATION)}")
-    if any(augmentation.values()) and pipeline != "fast":
-        raise ValueError(f"augmentation {augmentation} exists in the fast pipeline only: use pipeline='fast'")
+    if (any(augmentation.values()) or views != 1) and pipeline != "fast":
+        raise ValueError(f"augmentation {augmentation} (views {views}) exists in the fast pipeline only: "
+                         f"use pipeline='fast'")
     if batch_size < 1 or test_batch_size < 1:
         raise ValueError(f"batch sizes must be positive integers, got {batch_size} and {test_batch_size}")
     if subset is not None and subset < 1:
@@ -446,7 +452,7 @@ def load_data(
         train_set = MNIST(train_set.data[:-holdout], train_set.targets[:-holdout], train_set.transform)
     test_set = _read_split(raw, False, None if fast else test_transforms(), subset)
     if fast:
-        train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob, **augmentation)
+        train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob, **augmentation, views=views)
         test = TensorLoader(test_set, test_batch_size, False, False, seed, device)
         return train, test
     common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",

@@ -198,7 +198,8 @@ def sweep_runs(sweep: str, seeds: tuple[int, ...] | None = None, flag_sets: list
 BEFORE_FIELD = {  # what runs recorded before a field existed did
     "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
     "erase_dark": 0.0, "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_printed": 0.0, "low_res": 0.0,
-    "not_digit_curves": 0.0, "not_digit_hershey": 0.0, "digit_printed": 0.0, "thicken": 0.0, "not_digit_weight": 0.5,
+    "not_digit_curves": 0.0, "not_digit_hershey": 0.0, "digit_printed": 0.0, "thicken": 0.0, "consistency": 0.0,
+    "not_digit_weight": 0.5,
     "input_norm": "none", "holdout": 0,
 }
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes (one thread here)
