@@ -117,7 +117,7 @@ class TrainConfig:
         """load_data's keyword arguments for this recipe: `load_data(**cfg.loader_args(), device=device)`."""
         names = ("batch_size", "data_dir", "seed", "pipeline", "test_batch_size", "subset", "holdout", *FAST_ONLY)
         args = {name: getattr(self, name) for name in names if name != "consistency"}
-        return {**args, "views": 2 if self.consistency else 1}  # the loss's weight is training's; the loader's views
+        return {**args, "views": 2 if self.consistency else 1}  # the loader needs the views; the weight is the loss's
 
     def to_dict(self) -> dict:
         """The config as a plain dict (stored in checkpoints and histories)."""

@@ -233,6 +233,8 @@ def consistency_loss(output: torch.Tensor, target: torch.Tensor, base: Callable 
     first, second = output.chunk(2)
     digit = target[: len(first)] != NOT_A_DIGIT
     first, second = first[digit], second[digit]
+    if not len(first):  # a batch of non-digits only: nothing to agree on
+        return base(output, target)
     log_mean = torch.logaddexp(first, second) - math.log(2)  # log of the two answers' mean probability
     js = (F.kl_div(log_mean, first, reduction="batchmean", log_target=True)
           + F.kl_div(log_mean, second, reduction="batchmean", log_target=True)) / 2
