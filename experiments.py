@@ -1001,7 +1001,8 @@ THRESHOLD_GROUPS = ("threshold", "threshold-reject", "threshold-reject-31k", "th
                     "threshold-reject-60k-curves1-e18", "threshold-reject-60k-curves-e18-w1",
                     "threshold-reject-60k-curves-e18-nd2x", "threshold-reject-60k-curves-e18-hershey",
                     "threshold-reject-60k-curves-e18-elastic2", "threshold-reject-60k-curves-e18-thicken",
-                    "threshold-reject-60k-curves-e24", "threshold-reject-120k")
+                    "threshold-reject-60k-curves-e24", "threshold-reject-60k-curves-e18-consistency4",
+                    "threshold-reject-120k")
 TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
