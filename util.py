@@ -230,15 +230,16 @@ def consistency_loss(output: torch.Tensor, target: torch.Tensor, base: Callable 
     if len(output) % 2 or not torch.equal(*target.chunk(2)):
         raise ValueError(f"consistency_loss needs a batch of two views of the same images (the second half's "
                          f"labels equal to the first's), got {len(output)} rows: load the data with views=2")
+    loss = base(output, target)
     first, second = output.chunk(2)
     digit = target[: len(first)] != NOT_A_DIGIT
     first, second = first[digit], second[digit]
     if not len(first):  # a batch of non-digits only: nothing to agree on
-        return base(output, target)
+        return loss
     log_mean = torch.logaddexp(first, second) - math.log(2)  # log of the two answers' mean probability
     js = (F.kl_div(log_mean, first, reduction="batchmean", log_target=True)
           + F.kl_div(log_mean, second, reduction="batchmean", log_target=True)) / 2
-    return base(output, target) + weight * js
+    return loss + weight * js
 
 
 def not_digit_loss(output: torch.Tensor, target: torch.Tensor, base: Callable = F.nll_loss,
