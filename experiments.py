@@ -748,6 +748,66 @@ def table_robustness(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+# The bars a recipe of the answering model is held to, over seeds 0-4 (% test accuracy unless said).
+CLEAN_MEAN_BAR, CLEAN_SEED_BAR, CLEAN_LAST3_BAR = 99.55, 99.50, 99.45  # the mean; every seed; its last 3 epochs
+MNIST_C_MEAN_BAR, MNIST_C_WORST_BAR = 95.0, 85.0  # mean over the 15 corruptions and seeds; every seed's worst one
+HANDWRITING_BAR, HANDWRITING_WORST_BAR = 98.5, 97.5  # every seed overall; every seed's worst condition
+# ... and the verdict (% refused): the shipped pair's not-a-digit set; every seed's MNIST test digits; the photo set.
+NOT_A_DIGIT_BAR, TEST_DIGITS_REFUSED_BAR, PHOTOS_REFUSED_BAR = 90.0, 1.0, 2.0
+
+
+def _against(value: float, text: str, bar: float, at_most: bool = False) -> tuple[str, bool]:
+    """`text` marked met or missed against `bar` (a floor, or with `at_most` a ceiling)."""
+    met = value <= bar if at_most else value >= bar
+    return f"{text} {'✓' if met else '✗'}", met
+
+
+def table_targets(results: Path = RESULTS) -> str:
+    """Every five-seed recipe of the answering model against the robustness bars, then the verdict's."""
+    lines = [f"| answering recipe (seeds 0-4) | clean mean (≥ {CLEAN_MEAN_BAR}) | lowest seed (≥ {CLEAN_SEED_BAR:.2f}) "
+             f"/ lowest of its last 3 epochs (≥ {CLEAN_LAST3_BAR}) | MNIST-C mean (≥ {MNIST_C_MEAN_BAR:.0f}) / "
+             f"lowest seed's worst corruption (≥ {MNIST_C_WORST_BAR:.0f}) | handwriting conditions: lowest seed "
+             f"(≥ {HANDWRITING_BAR}) / lowest worst condition (≥ {HANDWRITING_WORST_BAR}) | bars missed |",
+             "|---|---|---|---|---|---|"]
+    for row, group in ROBUST_ROWS.items():
+        runs = [r for r in load_group(group, results).values() if "robustness" in r]
+        if len(runs) < 5 or not (group.startswith("recipe") or group == "faithful"):
+            continue
+        finals, last3, _ = seed_summary(runs)
+        rob = [_robust(r) for r in runs]
+        mean = statistics.mean(finals)
+        mnist_c = statistics.mean(x["mnist_c"]["mean"] for x in rob)
+        worst_c = min(x["mnist_c"]["worst_acc"] for x in rob)
+        hand, hand_worst = (min(x["handwriting"][k] for x in rob) for k in ("overall", "worst"))
+        cells = [_against(mean, f"{mean:.3f}", CLEAN_MEAN_BAR), _against(min(finals), f"{min(finals):.2f}",
+                 CLEAN_SEED_BAR), _against(last3, f"{last3:.2f}", CLEAN_LAST3_BAR),
+                 _against(mnist_c, f"{mnist_c:.2f}", MNIST_C_MEAN_BAR), _against(worst_c, f"{worst_c:.1f}",
+                 MNIST_C_WORST_BAR), _against(hand, f"{hand:.2f}", HANDWRITING_BAR),
+                 _against(hand_worst, f"{hand_worst:.1f}", HANDWRITING_WORST_BAR)]
+        text = [c[0] for c in cells]
+        lines.append(f"| {row} | {text[0]} | {text[1]} / {text[2]} | {text[3]} / {text[4]} | {text[5]} / {text[6]} "
+                     f"| {sum(not c[1] for c in cells)} of {len(cells)} |")
+    lines += ["", f"| rejection model | not-a-digit set refused: seed 0 (≥ {NOT_A_DIGIT_BAR:.0f}) / five-seed mean | "
+              f"MNIST test digits refused: highest seed (≤ {TEST_DIGITS_REFUSED_BAR:.0f}) | photo set refused with the "
+              f"shipped answering model (≤ {PHOTOS_REFUSED_BAR:.0f}) |", "|---|---|---|---|"]
+    photos = json.loads((results / "userset.json").read_text())
+    for row, group in ROBUST_ROWS.items():
+        runs = {r["config"]["seed"]: r for r in load_group(group, results).values()
+                if "robustness" in r} if group.startswith("reject") else {}
+        if 0 not in runs:
+            continue
+        nds = [_robust(r)["not_a_digit"] for r in runs.values()]
+        seed0 = _robust(runs[0])["not_a_digit"]["non_digits_refused_mean"]
+        refused = max(n["mnist_test_refused"] for n in nds)
+        shipped = group == "reject"  # the photo set is read by the shipped pair only
+        lines.append(f"| {row} | {_against(seed0, f'{seed0:.1f}', NOT_A_DIGIT_BAR)[0]} / "
+                     f"{statistics.mean(n['non_digits_refused_mean'] for n in nds):.1f} | "
+                     f"{_against(refused, f'{refused:.2f}', TEST_DIGITS_REFUSED_BAR, at_most=True)[0]} | "
+                     + (_against(photos['refused'], f"{photos['refused']:.1f}", PHOTOS_REFUSED_BAR, at_most=True)[0]
+                        if shipped else "-") + " |")
+    return "\n".join(lines)
+
+
 def table_recipe(results: Path = RESULTS) -> str:
     """The README's view: the default recipe seed by seed, with the verdict of the rejection model of the same seed."""
     recipe = {r["config"]["seed"]: r for r in load_group("recipe", results).values() if "robustness" in r}
@@ -1007,7 +1067,7 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
           "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
-          "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
+          "robustness": table_robustness, "targets": table_targets, "recipe": table_recipe, "mnist_c": table_mnist_c,
           "not_a_digit": table_not_a_digit, "robust_screen": table_robust_screen,
           **{group.replace("-", "_"): functools.partial(table_threshold, group=group) for group in THRESHOLD_GROUPS},
           "printed": table_printed,
