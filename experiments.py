@@ -790,7 +790,8 @@ def table_targets(results: Path = RESULTS) -> str:
     lines += ["", f"| rejection model | not-a-digit set refused: seed 0 (≥ {NOT_A_DIGIT_BAR:.0f}) / five-seed mean | "
               f"MNIST test digits refused: highest seed (≤ {TEST_DIGITS_REFUSED_BAR:.0f}) | photo set refused with the "
               f"shipped answering model (≤ {PHOTOS_REFUSED_BAR:.0f}) |", "|---|---|---|---|"]
-    photos = json.loads((results / "userset.json").read_text())
+    refused = json.loads((results / "userset.json").read_text())["refused"]  # read by the shipped pair only
+    photos = _against(refused, f"{refused:.1f}", PHOTOS_REFUSED_BAR, at_most=True)[0]
     for row, group in ROBUST_ROWS.items():
         runs = {r["config"]["seed"]: r for r in load_group(group, results).values()
                 if "robustness" in r} if group.startswith("reject") else {}
@@ -798,13 +799,11 @@ def table_targets(results: Path = RESULTS) -> str:
             continue
         nds = [_robust(r)["not_a_digit"] for r in runs.values()]
         seed0 = _robust(runs[0])["not_a_digit"]["non_digits_refused_mean"]
-        refused = max(n["mnist_test_refused"] for n in nds)
-        shipped = group == "reject"  # the photo set is read by the shipped pair only
+        digits = max(n["mnist_test_refused"] for n in nds)
         lines.append(f"| {row} | {_against(seed0, f'{seed0:.1f}', NOT_A_DIGIT_BAR)[0]} / "
                      f"{statistics.mean(n['non_digits_refused_mean'] for n in nds):.1f} | "
-                     f"{_against(refused, f'{refused:.2f}', TEST_DIGITS_REFUSED_BAR, at_most=True)[0]} | "
-                     + (_against(photos['refused'], f"{photos['refused']:.1f}", PHOTOS_REFUSED_BAR, at_most=True)[0]
-                        if shipped else "-") + " |")
+                     f"{_against(digits, f'{digits:.2f}', TEST_DIGITS_REFUSED_BAR, at_most=True)[0]} | "
+                     f"{photos if group == 'reject' else '-'} |")
     return "\n".join(lines)
 
 
