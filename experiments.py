@@ -770,8 +770,10 @@ def table_targets(results: Path = RESULTS) -> str:
              f"(≥ {HANDWRITING_BAR}) / lowest worst condition (≥ {HANDWRITING_WORST_BAR}) | bars missed |",
              "|---|---|---|---|---|---|"]
     for row, group in ROBUST_ROWS.items():
+        if not (group.startswith("recipe") or group == "faithful"):  # answering recipes only
+            continue
         runs = [r for r in load_group(group, results).values() if "robustness" in r]
-        if len(runs) < 5 or not (group.startswith("recipe") or group == "faithful"):
+        if len(runs) < 5:
             continue
         finals, last3, _ = seed_summary(runs)
         rob = [_robust(r) for r in runs]
@@ -793,8 +795,9 @@ def table_targets(results: Path = RESULTS) -> str:
     refused = json.loads((results / "userset.json").read_text())["refused"]  # read by the shipped pair only
     photos = _against(refused, f"{refused:.1f}", PHOTOS_REFUSED_BAR, at_most=True)[0]
     for row, group in ROBUST_ROWS.items():
-        runs = {r["config"]["seed"]: r for r in load_group(group, results).values()
-                if "robustness" in r} if group.startswith("reject") else {}
+        if not group.startswith("reject"):
+            continue
+        runs = {r["config"]["seed"]: r for r in load_group(group, results).values() if "robustness" in r}
         if 0 not in runs:
             continue
         nds = [_robust(r)["not_a_digit"] for r in runs.values()]
