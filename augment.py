@@ -82,28 +82,9 @@ def low_res(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
     return by_size(x, chosen, sides, rescan)
 
 
-THICKEN_KERNELS = (3, 5, 7, 9)  # max-filter sides at PEN_RES x 28 px: strokes 1-4 px wider at 28 px, then framed
-
-
-def thicken(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
-    """With `prob`, a digit's strokes thickened by a grey dilation (a square max filter of a random THICKEN_KERNELS
-    side at PEN_RES x 28 px) and the digit framed again as MNIST frames digits (pens.frame_digits): a thick marker
-    drawn by another means than the pen model, MNIST's own stroke texture kept."""
-    b = x.shape[0]
-    chosen = torch.rand(b, generator=g, device=x.device) < prob
-    kernel = torch.randint(len(THICKEN_KERNELS), (b,), generator=g, device=x.device)
-
-    def dilate(images: torch.Tensor, k: int) -> torch.Tensor:
-        side = THICKEN_KERNELS[k]
-        big = F.interpolate(images, scale_factor=PEN_RES, mode="bilinear", align_corners=False)
-        return frame_digits(F.max_pool2d(big, side, stride=1, padding=side // 2)[:, 0], PEN_RES)
-
-    return by_size(x, chosen, kernel, dilate)
-
-
-def erase(x: torch.Tensor, prob: float, g: torch.Generator, dark: float = 0.0) -> torch.Tensor:
+def erase(x: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
     """Random erasing (Zhong et al. 2017): with `prob`, a rectangle of 2-25% of the image, aspect 1:3 to 3:1,
-    filled with black, white or uniform noise (a third each); with `dark`, that share of them black whatever drawn."""
+    filled with black, white or uniform noise (a third each)."""
     b, dev = x.shape[0], x.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
     area = (0.02 + 0.23 * r(b)) * SIZE * SIZE
@@ -116,8 +97,6 @@ def erase(x: torch.Tensor, prob: float, g: torch.Generator, dark: float = 0.0) -
               & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)))
     inside = inside & (r(b) < prob).view(-1, 1, 1)
     kind = (r(b) * 3).long().view(-1, 1, 1)  # 0 black, 1 white, 2 noise
-    if dark:  # drawn only when asked, so runs without it keep their random stream
-        kind = torch.where((r(b) < dark).view(-1, 1, 1), 0, kind)
     fill = torch.where(kind == 2, r(b, SIZE, SIZE), (kind == 1).to(x.dtype).expand(b, SIZE, SIZE))
     return torch.where(inside.unsqueeze(1), fill.unsqueeze(1), x)
 
@@ -297,41 +276,6 @@ def hand_letters(n: int, g: torch.Generator, device, keep: torch.Tensor | None =
     return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g, keep)
 
 
-# Letters and signs from Hershey's stroke fonts (A. V. Hershey, 1967; the Hershey-Fonts package): the training
-# alphabet of the printed letters and the skeletons as pen paths, in a plain and a script hand, written by the
-# same random hands as the skeletons. The package's other single-stroke faces repeat these two.
-HERSHEY_FACES = ("futural", "scripts")
-HERSHEY_CHARS = "".join(sorted(set(c for c in FONT_CHARS if c.isascii()) | set(SKELETONS)))
-
-
-@functools.cache  # built once, not per batch
-def _hershey_table() -> tuple[torch.Tensor, torch.Tensor]:
-    """HERSHEY_CHARS in every HERSHEY_FACES face as a skeleton table, each glyph centred in the unit square with
-    its aspect kept (read-only)."""
-    try:
-        from HersheyFonts import HersheyFonts
-    except ImportError:
-        raise ImportError("not_digit_hershey needs the Hershey-Fonts package: pip install -r requirements-dev.txt "
-                          "(or pip install Hershey-Fonts)") from None
-    glyphs = []
-    for name in HERSHEY_FACES:
-        font = HersheyFonts()
-        font.load_default_font(name)
-        for char in HERSHEY_CHARS:
-            strokes = [torch.tensor(s, dtype=torch.float32) for s in font.strokes_for_text(char) if len(s) > 1]
-            points = torch.cat(strokes)
-            low, high = points.amin(0), points.amax(0)
-            centre, size = (low + high) / 2, (high - low).amax()  # Hershey's y points down, as the skeletons'
-            glyphs.append([(0.5 + (s - centre) / size).tolist() for s in strokes])
-    return skeleton_table(glyphs)
-
-
-def hershey_letters(n: int, g: torch.Generator, device, keep: torch.Tensor | None = None) -> torch.Tensor:
-    """`n` of the Hershey glyphs (_hershey_table) written by a random hand (hand_drawn; only the `keep` ones drawn)."""
-    table, present = (t.to(device) for t in _hershey_table())
-    return hand_drawn(table, present, torch.randint(len(table), (n,), generator=g, device=device), g, keep)
-
-
 def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g: torch.Generator,
                keep: torch.Tensor | None = None) -> torch.Tensor:
     """The glyphs `pick` of a skeleton table (as _skeleton_table's) written by a random hand: each point moved a
@@ -359,11 +303,11 @@ def hand_drawn(table: torch.Tensor, present: torch.Tensor, pick: torch.Tensor, g
 
 
 def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float = 0.0,
-               printed: float = 0.0, curves: float = 0.0, hershey: float = 0.0) -> torch.Tensor:
+               printed: float = 0.0, curves: float = 0.0) -> torch.Tensor:
     """`n` training non-digits in [0, 1]: scribbles (a `curves` share of them smooth curves, the rest corners),
     blobs, few-stroke symbols and two of the batch's digits side by side, a quarter each, of which a `letters`
-    share is replaced by hand-written letters and signs (a `hershey` share of those from Hershey's fonts, the rest
-    from the skeletons) and then a `printed` share by printed ones (printed_letters). What people draw or
+    share is replaced by hand-written letters and signs (stroke skeletons) and then a `printed` share by printed
+    ones (printed_letters). What people draw or
     photograph instead of one digit; the model learns to spread its probability over them."""
     dev = digits.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
@@ -393,9 +337,6 @@ def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float 
     if letters:  # drawn only when asked, so runs without letters keep their random draws
         chosen = r(n) < letters  # only these are drawn: letters are the slow kind
         hand = hand_letters(n, g, dev, keep=chosen)
-        if hershey:
-            written = r(n) < hershey
-            hand = torch.where(written.view(-1, 1, 1, 1), hershey_letters(n, g, dev, keep=chosen & written), hand)
         out = torch.where(chosen.view(-1, 1, 1, 1), hand, out)
     if printed:
         out = torch.where((r(n) < printed).view(-1, 1, 1, 1), printed_letters(n, g, dev), out)

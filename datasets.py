@@ -263,13 +263,12 @@ class TensorLoader:
     """A DataLoader-like iterable over an MNIST dataset held in memory, augmenting whole batches on the fly.
 
     Augmentation (training only): rotation and zoom always; `stroke_prob` of the digits redrawn with another
-    pen and a `thicken` share thickened; random shifts of up to `shift` px and elastic bends of up to `elastic`
+    pen; random shifts of up to `shift` px and elastic bends of up to `elastic`
     px; Gaussian noise of up to `noise` (std, on [0, 1] pixels) on half the images; random erasing with
-    probability `erase` (`erase_dark`: the share of its rectangles filled black whatever fill was drawn); and
+    probability `erase`; and
     `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT, a
     `not_digit_letters` share of them hand-written letters and signs and a `not_digit_printed` share printed ones;
-    a `low_res` share of all of them shrunk and enlarged back. With `views` 2 each batch holds its images twice,
-    augmented independently, the second view after the first (for a consistency loss between them).
+    a `low_res` share of all of them shrunk and enlarged back.
     """
 
     def __init__(
@@ -285,29 +284,22 @@ class TensorLoader:
         elastic: float = 0.0,
         noise: float = 0.0,
         erase: float = 0.0,
-        erase_dark: float = 0.0,
         not_digits: float = 0.0,
         not_digit_letters: float = 0.0,
         not_digit_printed: float = 0.0,
         not_digit_curves: float = 0.0,
-        not_digit_hershey: float = 0.0,
         low_res: float = 0.0,
         digit_printed: float = 0.0,
-        thicken: float = 0.0,
-        views: int = 1,
     ) -> None:
-        if not (isinstance(views, int) and views >= 1) or (views > 1 and not augment):
-            raise ValueError(f"views must be a positive integer, and 1 without augmentation, got {views!r}")
         self.dataset = dataset  # what DataLoader users expect: len(), indexing, Subset(loader.dataset, ...)
         self.device = torch.device(device)
         self.images = dataset.data.to(self.device)  # (N, 28, 28) uint8: 47 MB for the training split
         self.labels = dataset.targets.to(self.device)
         self.batch_size, self.shuffle, self.augment, self.stroke_prob = batch_size, shuffle, augment, stroke_prob
-        self.shift, self.elastic, self.noise, self.erase, self.erase_dark = shift, elastic, noise, erase, erase_dark
+        self.shift, self.elastic, self.noise, self.erase = shift, elastic, noise, erase
         self.extra = round(not_digits * batch_size) if augment else 0  # non-digits per batch
         self.letters, self.printed, self.curves = not_digit_letters, not_digit_printed, not_digit_curves
-        self.hershey = not_digit_hershey
-        self.low_res, self.digit_printed, self.thicken, self.views = low_res, digit_printed, thicken, views
+        self.low_res, self.digit_printed = low_res, digit_printed
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
         self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
@@ -325,8 +317,8 @@ class TensorLoader:
         )
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            views = [self._batch(idx, self.generator)[:2] for _ in range(self.views)]
-            yield torch.cat([x for x, _ in views]), torch.cat([labels for _, labels in views])
+            x, labels, _ = self._batch(idx, self.generator)
+            yield x, labels
 
     def _batch(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The normalised, augmented images at `idx` (and any non-digits after them), their labels, and which
@@ -339,12 +331,9 @@ class TensorLoader:
         if self.augment:
             if self.digit_printed:
                 x = augment.printed_digits(x, labels, self.digit_printed, generator)
-            if self.thicken:
-                x = augment.thicken(x, self.thicken, generator)
             x = augment_batch(x, generator, self.shift, self.elastic)
             if self.extra:
-                others = augment.not_digits(x, self.extra, generator, self.letters, self.printed, self.curves,
-                                            self.hershey)
+                others = augment.not_digits(x, self.extra, generator, self.letters, self.printed, self.curves)
                 x = torch.cat([x, others])
                 labels = torch.cat([labels, labels.new_full((self.extra,), augment.NOT_A_DIGIT)])
                 redrawn = torch.cat([redrawn, redrawn.new_zeros(self.extra)])
@@ -353,7 +342,7 @@ class TensorLoader:
             if self.noise:
                 x = augment.add_noise(x, self.noise, generator)
             if self.erase:
-                x = augment.erase(x, self.erase, generator, self.erase_dark)
+                x = augment.erase(x, self.erase, generator)
         return normalize(x), labels, redrawn
 
     def preview(self, n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -369,8 +358,8 @@ class TensorLoader:
 
 
 # TensorLoader's levers beyond stroke_prob
-AUGMENTATION = ("shift", "elastic", "noise", "erase", "erase_dark", "not_digits", "not_digit_letters",
-                "not_digit_printed", "not_digit_curves", "not_digit_hershey", "low_res", "digit_printed", "thicken")
+AUGMENTATION = ("shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters", "not_digit_printed",
+                "not_digit_curves", "low_res", "digit_printed")
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -414,7 +403,6 @@ def load_data(
     subset: int | None = None,
     stroke_prob: float = 0.0,
     holdout: int = 0,
-    views: int = 1,
     **augmentation: float,
 ) -> tuple:
     """Return (train_loader, test_loader) for MNIST: training data shuffled and augmented, test data not.
@@ -423,16 +411,15 @@ def load_data(
     original PIL transforms in a DataLoader with `num_workers` workers). `subset` keeps the first n
     images of each split (for quick runs and tests); `holdout` leaves the last n training images out of
     training (a validation set: `validation_digits`). `seed` fixes the order and the augmentation.
-    `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, erase_dark, not_digits,
-    not_digit_letters, not_digit_printed, not_digit_curves, not_digit_hershey, low_res, digit_printed, thicken;
-    TensorLoader). `views` 2: each training batch holds its images twice, augmented independently (fast pipeline).
+    `augmentation`: the fast pipeline's other levers (shift, elastic, noise, erase, not_digits, not_digit_letters,
+    not_digit_printed, not_digit_curves, low_res, digit_printed; TensorLoader).
     """
     unknown = set(augmentation) - set(AUGMENTATION)
     if unknown:
         raise TypeError(f"load_data() got unknown augmentation(s) {sorted(unknown)}: "
                         f"choose from {', '.join(AUGMENTATION)}")
-    if (any(augmentation.values()) or views != 1) and pipeline != "fast":
-        raise ValueError(f"augmentation {augmentation} (views {views}) exists in the fast pipeline only: "
+    if any(augmentation.values()) and pipeline != "fast":
+        raise ValueError(f"augmentation {augmentation} exists in the fast pipeline only: "
                          f"use pipeline='fast'")
     if batch_size < 1 or test_batch_size < 1:
         raise ValueError(f"batch sizes must be positive integers, got {batch_size} and {test_batch_size}")
@@ -452,7 +439,7 @@ def load_data(
         train_set = MNIST(train_set.data[:-holdout], train_set.targets[:-holdout], train_set.transform)
     test_set = _read_split(raw, False, None if fast else test_transforms(), subset)
     if fast:
-        train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob, **augmentation, views=views)
+        train = TensorLoader(train_set, batch_size, True, True, seed, device, stroke_prob, **augmentation)
         test = TensorLoader(test_set, test_batch_size, False, False, seed, device)
         return train, test
     common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",

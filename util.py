@@ -210,36 +210,13 @@ def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
 
 def training_criterion(cfg: TrainConfig) -> Callable:
     """The training loss on log-probabilities: NLL, label-smoothed if cfg.label_smoothing > 0; with generated
-    non-digits in the batches (cfg.not_digits), plus their outlier-exposure term (`not_digit_loss`); with two views
-    of each digit (cfg.consistency), plus their Jensen-Shannon term (`consistency_loss`)."""
+    non-digits in the batches (cfg.not_digits), plus their outlier-exposure term (`not_digit_loss`)."""
     base = F.nll_loss
     if cfg.label_smoothing:  # cross_entropy's log_softmax leaves log-probabilities unchanged, so this is exact
         base = functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
     if cfg.not_digits:
         base = functools.partial(not_digit_loss, base=base, weight=cfg.not_digit_weight)
-    if cfg.consistency:
-        return functools.partial(consistency_loss, base=base, weight=cfg.consistency)
     return base
-
-
-def consistency_loss(output: torch.Tensor, target: torch.Tensor, base: Callable = F.nll_loss,
-                     weight: float = 1.0) -> torch.Tensor:
-    """`base` on the whole batch, plus `weight` x the Jensen-Shannon divergence between the two halves' answers
-    on each digit (AugMix's consistency term, Hendrycks et al. 2020). The batch is two views of the same images,
-    the second after the first (a loader with views=2); non-digits, two different drawings, are left out of it."""
-    if len(output) % 2 or not torch.equal(*target.chunk(2)):
-        raise ValueError(f"consistency_loss needs a batch of two views of the same images (the second half's "
-                         f"labels equal to the first's), got {len(output)} rows: load the data with views=2")
-    loss = base(output, target)
-    first, second = output.chunk(2)
-    digit = target[: len(first)] != NOT_A_DIGIT
-    first, second = first[digit], second[digit]
-    if not len(first):  # a batch of non-digits only: nothing to agree on
-        return loss
-    log_mean = torch.logaddexp(first, second) - math.log(2)  # log of the two answers' mean probability
-    js = (F.kl_div(log_mean, first, reduction="batchmean", log_target=True)
-          + F.kl_div(log_mean, second, reduction="batchmean", log_target=True)) / 2
-    return loss + weight * js
 
 
 def not_digit_loss(output: torch.Tensor, target: torch.Tensor, base: Callable = F.nll_loss,

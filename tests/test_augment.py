@@ -69,27 +69,6 @@ def test_hand_letters_draw_every_skeleton_and_a_zero_share_draws_nothing_new(x):
     assert not torch.equal(mixed, plain) and mixed.shape == plain.shape
 
 
-def test_hershey_letters_are_every_training_letter_in_two_hands_and_a_zero_share_draws_nothing_new(x):
-    import nondigits
-
-    table, present = augment._hershey_table()
-    assert len(table) == len(augment.HERSHEY_FACES) * len(augment.HERSHEY_CHARS) and present[:, 0].all()
-    for glyph, strokes in zip(table, present):  # centred in the unit square, its longer side spanning it
-        points = glyph[strokes].flatten(0, 1)
-        low, high = points.amin(0), points.amax(0)
-        torch.testing.assert_close((low + high) / 2, torch.full((2,), 0.5))
-        assert (high - low).amax() == pytest.approx(1.0)
-    assert set(augment.SKELETONS) <= set(augment.HERSHEY_CHARS) <= set(augment.FONT_CHARS) | set(augment.SKELETONS)
-    assert not set(augment.HERSHEY_CHARS) & set(nondigits.NEVER_TRAINED)  # the held-out characters stay held out
-    letters = augment.hershey_letters(100, torch.Generator().manual_seed(0), "cpu")
-    assert letters.shape == (100, 1, 28, 28) and (letters.flatten(1).amax(1) > 0.9).all()  # every one has ink
-    skeletons = augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=1.0)
-    torch.testing.assert_close(augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=1.0, hershey=0.0),
-                               skeletons)
-    mixed = augment.not_digits(x, 40, torch.Generator().manual_seed(3), letters=1.0, hershey=1.0)
-    assert not torch.equal(mixed, skeletons) and mixed.shape == skeletons.shape
-
-
 def test_printed_letters_come_from_faces_the_evaluation_never_uses_and_a_zero_share_draws_nothing_new(x):
     import nondigits
 
@@ -143,24 +122,6 @@ def test_low_res_softens_the_chosen_images_and_keeps_their_ink_where_it_was(x):
     centre = lambda t: (t[:, 0].sum(1) * torch.arange(28.0)).sum(1) / t[:, 0].sum((1, 2))  # noqa: E731
     assert (centre(soft) - centre(x)).abs().max() < 1.0  # softened in place, not moved
     torch.testing.assert_close(augment.low_res(x, 0.0, torch.Generator().manual_seed(0)), x)
-
-
-def test_thicken_widens_every_chosen_digits_strokes_and_frames_it_as_mnist(x, model):
-    from datasets import normalize
-    from pens import DIGIT_BOX
-    from userset import stroke_width
-
-    thick = augment.thicken(x, 1.0, torch.Generator().manual_seed(0))
-    assert thick.shape == x.shape and thick.min() >= 0 and thick.max() <= 1
-    width = lambda t: torch.tensor([stroke_width(d[0].numpy() > 0.4) for d in t])  # noqa: E731
-    assert (thick.sum((1, 2, 3)) > x.sum((1, 2, 3))).all()  # every digit carries more ink in the same box
-    assert width(thick).mean() >= width(x).mean() + 1.5  # as strokes about twice as wide
-    ink = thick[:, 0] > 0.1
-    side = torch.maximum(ink.any(1).sum(1), ink.any(2).sum(1))
-    assert (side <= DIGIT_BOX + 2).all()  # framed again: the longer side back in MNIST's box, not grown by the pen
-    labels = model(normalize(x)).argmax(1)
-    assert (model(normalize(thick)).argmax(1) == labels).float().mean() >= 0.8  # still the same digits
-    torch.testing.assert_close(augment.thicken(x, 0.0, torch.Generator().manual_seed(0)), x)
 
 
 def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_nothing(data_dir):

@@ -72,7 +72,7 @@ def test_notebook_variables_are_the_fields_upper_cased():
     assert config_from_env({}, epochs=2) == TrainConfig(epochs=2)
     with pytest.raises(ValueError, match="S6_EPOCHS must be a positive integer, got 'abc': fix or unset"):
         config_from_env({"S6_EPOCHS": "abc"})
-    with pytest.raises(ValueError, match="S6_MODEL must be one of 15k, 8k, 4k, 31k, 60k, 120k, got '9k': fix or unset"):
+    with pytest.raises(ValueError, match="S6_MODEL must be one of 15k, 8k, 4k, 60k, got '9k': fix or unset"):
         config_from_env({"S6_MODEL": "9k"})
     with pytest.raises(ValueError, match="S6_EPOCHS must be a positive integer, got 0"):
         config_from_env({"S6_EPOCHS": "0"})

@@ -1,6 +1,5 @@
 """util.py: the one-epoch train/test, the fit loop, its history, evaluation helpers, the course's plot."""
 
-import math
 
 import pytest
 import torch
@@ -20,7 +19,6 @@ from util import (
     predictions,
     set_seed,
     train,
-    training_criterion,
 )
 from util import test as evaluate  # imported as `test`, pytest would collect it
 
@@ -127,25 +125,3 @@ def test_threads_follow_the_cores_other_programs_leave_free(monkeypatch):
         assert thread_policy(None) is None  # the user's OMP_NUM_THREADS is respected
     finally:
         torch.set_num_threads(before)
-
-
-def test_consistency_batches_hold_two_views_and_the_loss_rewards_agreement(data_dir):
-    cfg = TrainConfig(batch_size=32, subset=256, consistency=12, data_dir=data_dir)
-    train_loader, _ = load_data(**cfg.loader_args())
-    single, _ = load_data(**TrainConfig(batch_size=32, subset=256, data_dir=data_dir).loader_args())
-    (x, y), (x1, y1) = next(iter(train_loader)), next(iter(single))
-    assert x.shape == (64, 1, 28, 28) and len(train_loader) == len(single) == 8
-    assert torch.equal(y[:32], y[32:]) and torch.equal(y[:32], y1)  # the same digits, in the same order
-    assert torch.equal(x[:32], x1)  # the first view is what one view gives (same draws, same history)
-    assert not torch.equal(x[:32], x[32:])  # the second is augmented anew
-    criterion = training_criterion(cfg)
-    model = Net()
-    out = model(x)
-    agree = torch.cat([out[:32], out[:32]])
-    assert criterion(agree, y).item() == pytest.approx(F.nll_loss(agree, y).item())  # no divergence, no term
-    js = (criterion(out, y) - F.nll_loss(out, y)).item() / 12
-    assert 0 < js <= math.log(2)  # Jensen-Shannon is bounded by ln 2
-    with pytest.raises(ValueError, match="two views of the same images.*views=2"):
-        criterion(out, torch.cat([y[:32], y[:32].roll(1)]))
-    with pytest.raises(ValueError, match="views must be a positive integer"):
-        load_data(32, data_dir, subset=256, views=0)
