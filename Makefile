@@ -38,13 +38,13 @@ export: $(VENV)/.installed-dev  ## checkpoints/s6.pt -> s6.onnx, checked with on
 	$(PY) export.py $(ARGS)
 
 bench: $(VENV)/.installed-dev  ## speed benchmark -> results/bench.json
-	$(PY) bench.py $(ARGS)
+	$(PY) -m evidence.bench $(ARGS)
 
 experiments: $(VENV)/.installed-dev  ## a sweep on Ray, resumable (ARGS="sizes", "frontier", "ablation", "sizes --address auto")
-	$(PY) experiments.py $(or $(ARGS),sizes)
+	$(PY) -m evidence.experiments $(or $(ARGS),sizes)
 
 report: $(VENV)/.installed-dev  ## rewrite the tables in README.md and docs/ from results/
-	$(PY) experiments.py report --write
+	$(PY) -m evidence.experiments report --write
 
 notebook: $(VENV)/.installed  ## run S6.ipynb with the full recipe into runs/S6.ipynb (the committed one is untouched)
 	mkdir -p runs

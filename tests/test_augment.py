@@ -70,7 +70,7 @@ def test_hand_letters_draw_every_skeleton_and_a_zero_share_draws_nothing_new(x):
 
 
 def test_printed_letters_come_from_faces_the_evaluation_never_uses_and_a_zero_share_draws_nothing_new(x):
-    import nondigits
+    from evidence import nondigits
 
     evaluated = {p.stem for p in nondigits.fonts(limit=None)}
     assert not set(augment.TRAIN_FACES) & (set(augment.VALIDATION_FACES) | evaluated)

@@ -1,10 +1,12 @@
-"""The docs cannot drift from the evidence: every generated table equals what `experiments.py report` prints."""
+"""The docs cannot drift from the evidence: every generated table equals what the report command prints."""
 
+import json
 import re
 
 import pytest
 
-from experiments import BLOCK, DOCS, TABLES, render_docs
+from evidence.report import BLOCK, DOCS, RESULTS, TABLES, render_docs
+from evidence.sweeps import REMOVED_FIELDS, SWEEPS, already_done, sweep_runs
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
@@ -18,25 +20,25 @@ def test_every_table_is_shown_somewhere_and_names_are_known():
     assert set(shown) == set(TABLES)
 
 
-def test_readme_is_a_newcomers_page():
+def test_readme_is_a_newcomers_page_and_the_docs_are_read_to_the_end():
     text = DOCS[0].read_text()
     assert DOCS[0].name == "README.md" and len(text) <= 8000, len(text)
+    sizes = {doc.name: len(doc.read_text()) for doc in DOCS[1:]}
+    assert sizes["robustness.md"] <= 25_000 and sum(sizes.values()) <= 60_000, sizes
     assert not re.search(r"[Ii]ssue \d", text)
     for doc in DOCS:
         assert not re.search(r"[Ii]ssue #?\d", doc.read_text()), doc.name
 
 
 def test_committed_results_count_as_done_so_a_sweep_reruns_nothing():
-    from experiments import RESULTS, SEED_SWEEPS, already_done, sweep_runs
-
-    for sweep in ("sizes", "frontier", "ablation"):
-        runs = sweep_runs(sweep)
-        missing = [name for name, flags in runs.items() if not already_done(RESULTS / sweep / f"{name}.json", flags)]
-        assert not missing, f"{sweep}: {missing[:3]}"
-    # A named sweep's committed runs are what its flags give today: a moved default must not change a row's meaning.
-    for sweep in (*SEED_SWEEPS, "robust-ablation"):
+    # Every committed run of a declared sweep is what its row's flags give today: a moved default or a removed lever
+    # (held at its off value) must not make a result look stale, nor a row change its meaning.
+    for sweep in SWEEPS:
         runs = sweep_runs(sweep)
         committed = sorted((RESULTS / sweep).glob("*.json"))
         assert committed, sweep
         stale = [f.stem for f in committed if f.stem not in runs or not already_done(f, runs[f.stem])]
         assert not stale, f"{sweep}: {stale[:3]}"
+    assert all(field in json.loads(committed[0].read_text())["config"] for field in REMOVED_FIELDS)
+    for sweep in ("sizes", "frontier", "ablation"):  # complete: nothing left to run
+        assert all((RESULTS / sweep / f"{name}.json").is_file() for name in sweep_runs(sweep)), sweep

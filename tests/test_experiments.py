@@ -1,4 +1,4 @@
-"""experiments.py: sweeps on a real Ray instance (local, and a started head node), resumable, failures reported."""
+"""evidence/experiments.py: sweeps on a real Ray instance (local, and a head node), resumable, failures reported."""
 
 import json
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import ABLATION, SEEDS, already_done, sweep_runs
+from evidence.sweeps import ABLATION, SEEDS, already_done, flag_set_runs, sweep_runs
 
 pytestmark = pytest.mark.slow  # starts Ray instances and trains
 
@@ -20,7 +20,7 @@ TINY = "--epochs 1 --subset 1500"  # 12 steps on real images
 
 
 def sweep(results, *args, **popen):
-    cmd = [sys.executable, "experiments.py", "flags", "tiny", *args, "--results", str(results)]
+    cmd = [sys.executable, "-m", "evidence.experiments", "flags", "tiny", *args, "--results", str(results)]
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
     return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=600)
@@ -28,7 +28,7 @@ def sweep(results, *args, **popen):
 
 def test_named_sweeps_cover_the_claims():
     assert len(sweep_runs("sizes")) == 3 * len(SEEDS) and len(sweep_runs("ablation")) == 2 * len(ABLATION)
-    assert sweep_runs("flags", (0, 1), ["--epochs 3"]) == {"epochs_3_seed_0": ["--epochs", "3", "--seed", "0"],
+    assert flag_set_runs(["--epochs 3"], (0, 1)) == {"epochs_3_seed_0": ["--epochs", "3", "--seed", "0"],
                                                           "epochs_3_seed_1": ["--epochs", "3", "--seed", "1"]}
 
 
@@ -91,7 +91,7 @@ def ray_head(data_dir):
 
 @pytest.mark.parametrize("address", ["auto", "ray://127.0.0.1:10001"])
 def test_address_sends_the_sweep_to_a_running_cluster(ray_head, tmp_path, address):
-    result = subprocess.run([sys.executable, "experiments.py", "flags", "tiny", TINY, "--address", address,
+    result = subprocess.run([sys.executable, "-m", "evidence.experiments", "flags", "tiny", TINY, "--address", address,
                              "--results", str(tmp_path)], cwd=ROOT, text=True, capture_output=True, timeout=600,
                             env={**ray_head, "MNIST_DATA_DIR": ""})
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import mnist_c
+from evidence import mnist_c
 
 skimage = pytest.importorskip("skimage", reason="the MNIST-C generator needs scikit-image (requirements-dev.txt)")
 from skimage import color, feature, filters, transform  # noqa: E402

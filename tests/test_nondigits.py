@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-import nondigits
 import predict
+from evidence import nondigits
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_mnist_digits_are_already_framed_as_frame_digits_frames_them(data_dir):
 
 
 def test_mnist_stroke_constant_matches_real_training_digits(data_dir):
-    from userset import WORK_BOX, stroke_width
+    from evidence.userset import WORK_BOX, stroke_width
 
     widths = []
     for digit in mnist_split(True, data_dir, subset=300).data.numpy():

@@ -9,9 +9,9 @@ from conftest import payload_of
 from PIL import Image
 
 import predict
+from evidence.userset import render_as_photo, write_userset
 from model import Net
 from predict import ImageError, collect_images, predict_image, preprocess
-from userset import render_as_photo, write_userset
 
 
 def centre_of_mass(x):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import robustness
+from evidence import robustness
 
 
 def test_validation_figures_come_from_held_out_training_digits(model, data_dir):
@@ -24,7 +24,7 @@ def test_validation_curves_are_seeded_inked_pen_paths_framed_as_mnist():
 
 def test_validation_conditions_are_the_held_out_digits_in_every_handwriting_condition(model, data_dir):
     from datasets import normalize, validation_digits
-    from userset import CONDITIONS
+    from evidence.userset import CONDITIONS
 
     x = robustness.validation_conditions(500, data_dir.parent.parent, 20)
     assert x.shape == (20 * len(CONDITIONS), 1, 28, 28) and x.min() >= 0 and x.max() <= 1
@@ -53,7 +53,7 @@ def test_refusal_grows_and_acceptance_falls_with_the_threshold(model, data_dir):
 
 
 def test_printed_digits_cover_every_face_in_three_renderings(model):
-    import nondigits
+    from evidence import nondigits
 
     if not nondigits.fonts():
         from conftest import missing

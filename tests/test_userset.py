@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from userset import CONDITIONS, condition_accuracy
+from evidence.userset import CONDITIONS, condition_accuracy
 
 
 def test_handwriting_conditions_are_read(model, digits):
@@ -16,7 +16,7 @@ def test_handwriting_conditions_are_read(model, digits):
 def test_a_missing_model_file_is_named_without_a_traceback(tmp_path, capsys):
     import pytest
 
-    import userset
+    from evidence import userset
 
     with pytest.raises(SystemExit) as exit_:
         userset.main(["--rejector", str(tmp_path / "gone.pt")])

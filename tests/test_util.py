@@ -104,7 +104,7 @@ def test_confusion_matrix_counts_every_test_image(data_dir, model):
 def test_threads_follow_the_cores_other_programs_leave_free(monkeypatch):
     import time
 
-    from bench import competing_load
+    from evidence.bench import competing_load
     from util import CoreWatch, describe_threads, thread_policy
 
     if CoreWatch().cores < 2 or CoreWatch().last is None:
