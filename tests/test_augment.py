@@ -33,15 +33,6 @@ def test_noise_and_erasing_keep_pixels_in_range_and_are_seeded(x):
     torch.testing.assert_close(untouched, x)
 
 
-def test_dark_erasing_fills_black_only_and_a_zero_share_changes_nothing(x):
-    blank = torch.zeros(256, 1, 28, 28)  # on black, any fill but black shows
-    mixed = augment.erase(blank, 1.0, torch.Generator().manual_seed(2))
-    assert (mixed.flatten(1).amax(1) > 0).sum() > 100  # white and noise fills: two thirds
-    assert not augment.erase(blank, 1.0, torch.Generator().manual_seed(2), dark=1.0).any()
-    torch.testing.assert_close(augment.erase(x, 1.0, torch.Generator().manual_seed(1), dark=0.0),
-                               augment.erase(x, 1.0, torch.Generator().manual_seed(1)))
-
-
 def test_generated_non_digits_are_framed_like_mnist_digits(x):
     others = augment.not_digits(x, 40, torch.Generator().manual_seed(0))
     assert others.shape == (40, 1, 28, 28) and others.min() >= 0 and others.max() <= 1
