@@ -122,6 +122,7 @@ def test_loader_dataset_answers_torchvisions_mnist_questions(loaders):
 FAKE_DATASETS = "def load_dataset(*args, **kwargs):\n    raise NotImplementedError\n"  # Hugging Face's name
 
 
+@pytest.mark.slow  # several seconds: kept out of the quick loop
 def test_imports_from_outside_the_checkout_past_another_datasets_package(data_dir, tmp_path):
     site = tmp_path / "site-packages" / "datasets"
     site.mkdir(parents=True)

@@ -198,6 +198,7 @@ def test_loader_dataset_is_a_map_style_dataset_like_torchvisions_mnist(data_dir,
     assert int(test_loader.dataset.targets[3]) == y
 
 
+@pytest.mark.slow  # several seconds: kept out of the quick loop
 def test_centre_lines_are_kept_on_disk_and_reused(data_dir, tmp_path, monkeypatch, capsys):
     from datasets import CACHE_ENV, CACHE_MIN, cached_centre_lines, mnist_split
     from pens import centre_lines

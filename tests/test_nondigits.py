@@ -30,6 +30,7 @@ def test_evaluation_set_has_every_kind_framed_as_mnist(evaluation):
     assert not set(nondigits.LETTERS) & set("OoIilSsZzBbGgq")  # digits in some hands are not in the set
 
 
+@pytest.mark.slow  # several seconds: kept out of the quick loop
 def test_refusal_rates_use_the_shared_verdict(model, data_dir, evaluation):
     from datasets import mnist_split
 

@@ -32,6 +32,7 @@ def test_validation_conditions_are_the_held_out_digits_in_every_handwriting_cond
     assert (model(normalize(x)).argmax(1) == labels).float().mean() >= 0.9  # digits, read as the digit they are
 
 
+@pytest.mark.slow  # several seconds: kept out of the quick loop
 def test_refusal_grows_and_acceptance_falls_with_the_threshold(model, data_dir):
     rates = robustness.threshold_choice(model, 500, data_dir.parent.parent)
     assert list(rates) == [str(t) for t in robustness.THRESHOLDS]

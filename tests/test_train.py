@@ -47,6 +47,7 @@ def test_torchvision_pipeline_runs_without_redrawn_strokes_and_says_so(data_dir,
     assert "--stroke-prob must be 0 with pipeline 'torchvision'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # several seconds: kept out of the quick loop
 def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_fails(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     train.main([*TINY, "--data-dir", str(data_dir), "--out", str(out)])
@@ -59,6 +60,7 @@ def test_diverging_run_stops_keeps_the_last_good_checkpoint_and_fails(data_dir, 
     json.loads((out / "history.json").read_text())  # still valid JSON
 
 
+@pytest.mark.slow  # several seconds: kept out of the quick loop
 def test_runs_never_replace_an_earlier_run(data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     flags = [*TINY, "--data-dir", str(data_dir)]
