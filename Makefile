@@ -14,9 +14,10 @@ $(VENV)/.installed: requirements.txt  ## training and the notebook only
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-ray.txt  ## + app, export, Ray, tests
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $@
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-ray.txt  ## + app, export, Ray, tests
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt  # it includes requirements.txt: one resolution, not two
+	touch $(VENV)/.installed $@
 
 try: $(VENV)/.installed  ## a quick run: 2 epochs on 10,000 images into a fresh runs/15k-seed0*/
 	$(PY) train.py --epochs 2 --subset 10000 $(ARGS)

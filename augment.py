@@ -147,8 +147,8 @@ def few_strokes(n: int, g: torch.Generator, device) -> torch.Tensor:
 
 
 # Hand-written letters and signs as stroke skeletons (x right, y down, in a unit box): the shapes people send a
-# digit reader instead of a digit. Only part of the alphabet, so that the not-a-digit evaluation set (nondigits.py:
-# system fonts) has letters and signs training never drew (nondigits.UNSEEN says which).
+# digit reader instead of a digit. Only part of the alphabet, so that the not-a-digit evaluation set
+# (evidence/nondigits.py: system fonts) has letters and signs training never drew (nondigits.UNSEEN says which).
 SKELETONS = {
     "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.22, 0.6), (0.78, 0.6)]],
     "E": [[(1, 0), (0, 0), (0, 1), (1, 1)], [(0, 0.5), (0.75, 0.5)]],
@@ -307,8 +307,8 @@ def not_digits(digits: torch.Tensor, n: int, g: torch.Generator, letters: float 
     """`n` training non-digits in [0, 1]: scribbles (a `curves` share of them smooth curves, the rest corners),
     blobs, few-stroke symbols and two of the batch's digits side by side, a quarter each, of which a `letters`
     share is replaced by hand-written letters and signs (stroke skeletons) and then a `printed` share by printed
-    ones (printed_letters). What people draw or
-    photograph instead of one digit; the model learns to spread its probability over them."""
+    ones (printed_letters). What people draw or photograph instead of one digit; the model learns to spread its
+    probability over them."""
     dev = digits.device
     r = lambda *shape: torch.rand(*shape, generator=g, device=dev)  # noqa: E731
     kind = torch.arange(n, device=dev) % 4

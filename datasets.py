@@ -5,7 +5,7 @@ Two pipelines give the same batches in distribution (float32 (B, 1, 28, 28), int
   indexing and augmented per sample in one vectorised affine warp. No PIL, no worker processes, so on a
   2-core laptop the cores train the model instead of decoding images.
 - "torchvision": the original project's per-image PIL transforms in a DataLoader. Kept as the
-  reference (bench.py measures against it) and as the place to add your own torchvision transforms.
+  reference (evidence/bench.py measures against it) and as the place to add your own torchvision transforms.
 
 The fast pipeline can also redraw a share of the training digits along their centre lines with round pens
 from a fine gel pen to a thick marker (`stroke_prob`; the pen model is pens.py): people's pens are not MNIST's.

@@ -85,7 +85,7 @@ class Net(nn.Module):
             nn.AdaptiveAvgPool2d(1),  #                    global average pooling: 10x1x1
             nn.Flatten(),  #                               10 logits
         )
-        # NHWC activations let oneDNN's CPU convolutions skip layout conversions (bench.py measures it).
+        # NHWC activations let oneDNN's CPU convolutions skip layout conversions (evidence/bench.py measures it).
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

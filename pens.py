@@ -2,7 +2,7 @@
 
 One implementation for everything that draws or frames a digit: the training pipeline's redrawn strokes
 (datasets.py), the preprocessing of people's images (predict.py, so also the app) and the handwriting
-conditions (userset.py). People write with pens and markers, not MNIST's pen: a digit is reduced to its
+conditions (evidence/userset.py). People write with pens and markers, not MNIST's pen: a digit is reduced to its
 centre line (thinning at a higher resolution) and redrawn with a round pen of another width.
 """
 

@@ -177,14 +177,14 @@ def load_rejector(path: str | os.PathLike | None = DEFAULT_REJECTOR) -> Net | No
     if path is None or str(path) == NO_REJECTOR:
         return None
     if not Path(path).is_file():
-        raise FileNotFoundError(f"rejection model {path} does not exist: train one with `python experiments.py "
-                                f"reject`, or pass --rejector {NO_REJECTOR} to let the model's own top probability "
-                                f"decide")
+        raise FileNotFoundError(f"rejection model {path} does not exist: train one with `python -m "
+                                f"evidence.experiments reject`, or pass --rejector {NO_REJECTOR} to let the model's "
+                                f"own top probability decide")
     return load_checkpoint(path)[0]
 
 
 def add_rejector_argument(p: argparse.ArgumentParser) -> None:
-    """The --rejector option predict.py, app.py and userset.py share (load it with load_rejector)."""
+    """The --rejector option predict.py, app.py and evidence/userset.py share (load it with load_rejector)."""
     p.add_argument("--rejector", default=str(DEFAULT_REJECTOR),
                    help=f"the model whose top probability decides 'not a digit' (default: the shipped "
                         f"checkpoints/s6-reject.pt); {NO_REJECTOR}: the model's own")
