@@ -30,6 +30,8 @@ from PIL import Image  # noqa: E402
 from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint  # noqa: E402
 from predict import (  # noqa: E402
     NOT_A_DIGIT,
+    OWN_REJECT_BELOW,
+    REJECT_BELOW,
     ImageError,
     add_rejector_argument,
     load_rejector,
@@ -83,16 +85,23 @@ paint();
 """.replace("SIDE", str(PAD_SIDE))
 
 
-def top3(prediction) -> dict[str, float]:
-    """A Prediction's top 3 as gr.Label's {label: probability}."""
-    return {str(d): p for d, p in prediction.top3}
+def top3(prediction) -> dict[str, float] | None:
+    """A Prediction's top 3 as gr.Label's {label: probability}; None (no bars) under "not a digit / not sure": the
+    answering model can be sure of a digit the verdict refuses, and the page must not say no and yes at once."""
+    return {str(d): p for d, p in prediction.top3} if prediction.is_digit else None
 
 
 def verdict(prediction) -> str:
-    """One line for the user: the digit, or "not a digit / not sure" with the best guess."""
+    """One line for the user: the digit, or "not a digit / not sure", what that rests on, and the best guess as
+    only that."""
     if not prediction.is_digit:
-        return (f"**{NOT_A_DIGIT.capitalize()}**: best guess {prediction.digit} ({prediction.probability:.0%}). "
-                f"Draw one digit, larger or clearer.")
+        if prediction.verdict_probability is None:  # no rejection model: the answering model's own certainty
+            basis = f"the model's certainty is {prediction.probability:.0%}, under the {OWN_REJECT_BELOW:.0%} it needs"
+        else:
+            basis = (f"the rejection model's certainty that this is one digit is {prediction.verdict_probability:.0%}, "
+                     f"under the {REJECT_BELOW:.0%} it needs")
+        return (f"**{NOT_A_DIGIT.capitalize()}**: {basis}. If it is a digit at all, the best guess is "
+                f"{prediction.digit}. Draw one digit, larger or clearer.")
     return f"**{prediction.digit}** ({prediction.probability:.1%})"
 
 
@@ -181,7 +190,7 @@ def build_app(checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT, concurrency: i
                     upload_button = gr.Button("Recognise upload", variant="primary", elem_id="recognise-upload")
             with gr.Column():
                 message = gr.Markdown(DRAW_HINT, elem_id="verdict")
-                label = gr.Label(label="Top 3", num_top_classes=3, elem_id="top3")
+                label = gr.Label(label="Top 3 (only when it is a digit)", num_top_classes=3, elem_id="top3")
                 seen = gr.Image(label="What the model saw (28x28, enlarged)", interactive=False, height=SEEN_PX,
                                 elem_id="seen")
         outputs = [label, seen, message]

@@ -24,7 +24,6 @@ from checkpoint import load_checkpoint, save_checkpoint
 from config import FAST_ONLY, TrainConfig, add_config_arguments, config_from_args, flag
 from datasets import CorruptMNISTError, MNISTNotFoundError, ensure_mnist
 from model import Net, count_parameters
-from plots import plot_acc_loss, plot_confusion, plot_misclassified
 from util import (
     DivergedError,
     build,
@@ -32,6 +31,9 @@ from util import (
     describe_threads,
     fit,
     get_device,
+    plot_acc_loss,
+    plot_confusion,
+    plot_misclassified,
     predictions,
     process_age,
     thread_policy,

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
@@ -39,11 +40,8 @@ if not hasattr(_datasets, "load_data"):  # another package named `datasets` (e.g
 from checkpoint import load_checkpoint as load_checkpoint  # noqa: E402  (re-exported: documented here)
 from checkpoint import save_checkpoint as save_checkpoint  # noqa: E402
 from config import TrainConfig, config_from_env  # noqa: E402, F401  (re-exported: the notebook reads them here)
-from datasets import load_data  # noqa: E402
+from datasets import MEAN, STD, load_data  # noqa: E402
 from model import NUM_CLASSES, Net  # noqa: E402
-from plots import plot_acc_loss as plot_acc_loss  # noqa: E402  (the course's name, from util)
-from plots import plot_confusion as plot_confusion  # noqa: E402  (importable from here as before)
-from plots import plot_misclassified as plot_misclassified  # noqa: E402
 
 
 def set_seed(seed: int) -> None:
@@ -399,3 +397,79 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes:
     """(classes, classes) counts: row = true class, column = predicted class."""
     index = labels.long() * num_classes + predicted.long()
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+# --- figures: the course's 2x2 training curves, digit grids, the confusion matrix and the mistakes gallery ---------
+# matplotlib Figures made without pyplot: they work headless, never leak open windows, and a notebook shows the
+# returned figure. Save one with `fig.savefig(path)`.
+
+
+def plot_acc_loss(train_losses, train_acc, test_losses, test_acc) -> Figure:
+    """The original 2x2 panel (train loss, test loss / train acc, test acc against epoch) -> Figure."""
+    fig = Figure(figsize=(12, 8))
+    axs = fig.subplots(2, 2)
+    panels = [(train_losses, "Training Loss"), (test_losses, "Test Loss"),
+              (train_acc, "Training Accuracy (%)"), (test_acc, "Test Accuracy (%)")]
+    for ax, (values, title) in zip(axs.flat, panels):
+        ax.plot(range(1, len(values) + 1), values, marker="o")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers: no 1.2, 1.4, ...
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: torch.Tensor, titles: list[str], ncols: int = 8, suptitle: str | None = None) -> Figure:
+    """A Figure showing normalised (N, 1, 28, 28) `images` as digits, one title each, `ncols` per row."""
+    nrows = max(1, math.ceil(len(titles) / ncols))
+    fig = Figure(figsize=(1.3 * ncols, 1.5 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow((image[0].cpu() * STD + MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def show_samples(loader, n: int = 24, ncols: int = 8) -> Figure:
+    """A Figure with the first `n` images of one batch from `loader`, titled with their labels."""
+    images, labels = next(iter(loader))
+    return image_grid(images[:n], [str(int(y)) for y in labels[:n]], ncols)
+
+
+def plot_confusion(matrix: torch.Tensor) -> Figure:
+    """The confusion matrix as an annotated heat map with per-class accuracy on the y labels -> Figure."""
+    n = matrix.shape[0]
+    per_class = 100 * matrix.diag() / matrix.sum(1).clamp(min=1)
+    fig = Figure(figsize=(7.5, 6.5))
+    ax = fig.subplots()
+    ax.imshow(torch.log1p(matrix.float()).numpy(), cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if i == j else "black")
+    ax.set_xticks(range(n), [str(j) for j in range(n)])
+    ax.set_yticks(range(n), [f"{i}  ({per_class[i]:.1f}%)" for i in range(n)])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (per-class accuracy)")
+    total, correct = int(matrix.sum()), int(matrix.diag().sum())
+    ax.set_title(f"Confusion matrix: {correct}/{total} correct ({100 * correct / max(total, 1):.2f}%)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, n: int = 40,
+                       ncols: int = 10) -> Figure:
+    """A gallery of up to `n` misclassified images, most confident mistakes first, titled true -> pred (p)."""
+    confidence, predicted = probs.max(1)
+    wrong = (predicted != labels).nonzero().flatten()
+    wrong = wrong[confidence[wrong].argsort(descending=True)][:n]
+    titles = [f"{int(labels[i])} → {int(predicted[i])} ({confidence[i]:.2f})" for i in wrong.tolist()]
+    summary = f"{(predicted != labels).sum()} misclassified of {len(labels)}; {len(wrong)} most confident shown"
+    return image_grid(images[wrong], titles, ncols, summary)

@@ -25,7 +25,8 @@ from evidence.sweeps import (
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))  # files that may hold generated tables
+# files that may hold generated tables: the README, the model card, the docs
+DOCS = (ROOT / "README.md", ROOT / "checkpoints" / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 
 
 def load_group(group: str, results: Path = RESULTS) -> dict[str, dict]:
@@ -478,6 +479,49 @@ def table_robust_ablation(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def table_card(results: Path = RESULTS) -> str:
+    """The model card's figures: the shipped pair (seed 0) beside the same recipes' five seeds, with commands."""
+    answer = {r["config"]["seed"]: r for r in load_group("recipe", results).values() if "robustness" in r}
+    verdict = {r["config"]["seed"]: r for r in load_group("reject", results).values() if "robustness" in r}
+    pairs = {p["config"]["seed"]: p for p in json.loads((results / "pairs.json").read_text())["pairs"].values()}
+    photos = json.loads((results / "userset.json").read_text())
+
+    def shapes(pair: dict, kind: str) -> float:
+        return statistics.mean(v["all"] for v in pair["variant_digits"][kind].values())
+
+    rows = [  # figure, value of one seed's run, its format, the command
+        ("clean MNIST test digits read right", lambda s: final(answer[s]), ".2f", "recipe"),
+        ("MNIST-C, mean of the 15 corruptions", lambda s: _robust(answer[s])["mnist_c"]["mean"], ".1f", "recipe"),
+        ("MNIST-C, worst corruption", lambda s: _robust(answer[s])["mnist_c"]["worst_acc"], ".1f", "recipe"),
+        ("handwriting conditions, overall", lambda s: _robust(answer[s])["handwriting"]["overall"], ".2f", "recipe"),
+        ("handwriting conditions, worst (the thick marker)", lambda s: _robust(answer[s])["handwriting"]["worst"],
+         ".1f", "recipe"),
+        ("not-a-digit set refused", lambda s: _robust(verdict[s])["not_a_digit"]["non_digits_refused_mean"], ".1f",
+         "reject"),
+        ("MNIST test digits refused", lambda s: _robust(verdict[s])["not_a_digit"]["mnist_test_refused"], ".2f",
+         "reject"),
+        ("printed digits scanned small, read and accepted", lambda s: pairs[s]["printed_digits"]["low-res scan"]["all"],
+         ".1f", "pairs"),
+        ("hand-drawn shapes MNIST's writers rarely made, read and accepted", lambda s: shapes(pairs[s], "drawn"),
+         ".1f", "pairs"),
+        ("the same shapes scanned small", lambda s: shapes(pairs[s], "low-res scan"), ".1f", "pairs"),
+    ]
+    commands = {"recipe": "`python -m evidence.experiments recipe`",
+                "reject": "`python -m evidence.experiments reject`",
+                "pairs": "`results/pairs.json` (its command: `python -m evidence.robustness --checkpoint ... "
+                         "--rejector ...`)"}
+    lines = ["| figure (%) | shipped pair (seed 0) | seeds 0-4: mean ± std (lowest, highest) | command |",
+             "|---|---|---|---|"]
+    for name, value, fmt, source in rows:
+        values = [value(s) for s in sorted(answer)]
+        lines.append(f"| {name} | **{value(0):{fmt}}** | {statistics.mean(values):{fmt}} ± "
+                     f"{statistics.stdev(values):{fmt}} ({min(values):{fmt}}, {max(values):{fmt}}) | "
+                     f"{commands[source]} |")
+    lines.append(f"| photo set read right / refused | **{photos['accuracy']:.1f} / {photos['refused']:.1f}** | - | "
+                 f"`{photos['command']}` |")
+    return "\n".join(lines)
+
+
 def table_not_adopted(results: Path = RESULTS) -> str:
     """The levers screened and not adopted, one row each (results/not-adopted.json): what each bought and cost on
     its screening sets, and the commit whose results/ and code hold its runs."""
@@ -497,7 +541,7 @@ TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ab
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
           "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
           "not_a_digit": table_not_a_digit, "printed": table_printed, "variants": table_variants,
-          "robust_ablation": table_robust_ablation, "not_adopted": table_not_adopted,
+          "robust_ablation": table_robust_ablation, "not_adopted": table_not_adopted, "card": table_card,
           **{group.replace("-", "_"): functools.partial(table_threshold, group=group) for group in THRESHOLD_GROUPS}}
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("pens", "augment", "model", "config", "datasets", "checkpoint", "plots", "util", "predict")  # in order
+MODULES = ("pens", "augment", "model", "config", "datasets", "checkpoint", "util", "predict")  # in order
 
 
 def _load_modules() -> None:

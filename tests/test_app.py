@@ -156,11 +156,14 @@ def test_digits_drawn_with_the_mouse_are_answered_live_in_a_real_browser(app_url
     page.mouse.up()
     assert wait_for_verdict(page, before, "").startswith("1 (")
 
-    # A letter is not a digit.
+    # A letter is not a digit: the page says so, what it rests on, and shows no digit's bar beside it.
     clear(page)
     before = page.locator("#verdict").inner_text()
     draw(page, LETTER_A, box, 0.8, 0.5, 0.5)
-    assert wait_for_verdict(page, before, "").startswith("Not a digit")
+    said = wait_for_verdict(page, before, "")
+    assert said.startswith("Not a digit") and "rejection model's certainty" in said and "best guess is" in said, said
+    page.wait_for_timeout(300)  # the label box has been redrawn with the same answer
+    assert "%" not in page.locator("#top3").inner_text()  # no confident digit under a refusal
 
     # The Upload tab: a file that is not an image, and a blank page, each get their own words.
     page.get_by_role("tab", name="Upload").click()
@@ -213,6 +216,17 @@ def test_api_answers_a_non_image_upload_with_predict_pys_message(app_url, tmp_pa
     assert cli_reason.split(" (")[0] in message
 
 
+def letter_a() -> Image.Image:
+    """LETTER_A drawn in black on white, as a photographed capital A."""
+    from PIL import ImageDraw
+
+    image = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(image)
+    for stroke in LETTER_A:
+        pen.line([(20 + 160 * x, 20 + 160 * y) for x, y in stroke], fill=0, width=14)
+    return image
+
+
 def test_app_handlers_say_when_nothing_is_drawn_uploaded_or_sure():
     import app
     import predict
@@ -231,8 +245,14 @@ def test_app_handlers_say_when_nothing_is_drawn_uploaded_or_sure():
     assert recognise_upload(blank)[2].startswith("That image looks blank")
     ambiguous = Image.new("L", (100, 100), 255)
     ambiguous.paste(0, (45, 10, 55, 90))  # a bar: a 1, or the stem of a 7 or 4
-    label, seen, message = recognise(ambiguous)
-    assert len(label) == 3 and seen.shape == (app.SEEN_PX, app.SEEN_PX)
-    verdict_probability = predict.predict_image(model, ambiguous, rejector=rejector).verdict_probability
-    assert message.startswith("**Not a digit") == (verdict_probability < predict.REJECT_BELOW)  # the rejector's say
-    assert label == {str(d): p for d, p in predict.predict_image(model, ambiguous).top3}  # the model's answer
+    for image in (ambiguous, letter_a()):
+        label, seen, message = recognise(image)
+        assert seen.shape == (app.SEEN_PX, app.SEEN_PX)
+        prediction = predict.predict_image(model, image, rejector=rejector)
+        assert message.startswith("**Not a digit") == (prediction.verdict_probability < predict.REJECT_BELOW)
+        if prediction.is_digit:  # the answering model's top 3 as bars
+            assert label == {str(d): p for d, p in prediction.top3}
+        else:  # no bars, the rejection model's certainty named, the digit only as a guess
+            assert label is None and f"{prediction.verdict_probability:.0%}" in message
+            assert f"the best guess is {prediction.digit}" in message
+    assert not predict.predict_image(model, letter_a(), rejector=rejector).is_digit  # both branches were met

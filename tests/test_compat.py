@@ -14,8 +14,7 @@ from torchsummary import summary
 
 from datasets import load_data
 from model import Net, model_summary
-from plots import plot_acc_loss
-from util import EpochResult, train
+from util import EpochResult, plot_acc_loss, train
 from util import test as evaluate  # a notebook's `test(...)`; under its own name pytest would collect it
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ def test_every_table_is_shown_somewhere_and_names_are_known():
 def test_readme_is_a_newcomers_page_and_the_docs_are_read_to_the_end():
     text = DOCS[0].read_text()
     assert DOCS[0].name == "README.md" and len(text) <= 8000, len(text)
-    sizes = {doc.name: len(doc.read_text()) for doc in DOCS[1:]}
+    sizes = {doc.name: len(doc.read_text()) for doc in DOCS if doc.parent.name == "docs"}
     assert sizes["robustness.md"] <= 25_000 and sum(sizes.values()) <= 60_000, sizes
     assert not re.search(r"[Ii]ssue \d", text)
     for doc in DOCS:
