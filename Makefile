@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help try train test test-fast demo export bench experiments report notebook notebook-refresh clean clean-runs
+.PHONY: help try train test test-fast gpu-check demo export bench experiments report notebook notebook-refresh clean clean-runs
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | expand -t 14
@@ -31,6 +31,9 @@ test: $(VENV)/.installed-dev  ## lint, then every test on the real MNIST files (
 
 test-fast: $(VENV)/.installed-dev  ## the tests without the slow tier (browser, notebook, ONNX, Ray): about a minute
 	$(PY) -m pytest -q -m "not slow"
+
+gpu-check: $(VENV)/.installed-dev  ## on a CUDA machine: the cuda tests, a fixed seed, waits per step, the recipe timed -> results/gpu.json
+	$(PY) -m evidence.gpu_check
 
 demo: $(VENV)/.installed-dev  ## the drawing app on http://127.0.0.1:7860 (offline; ARGS="--port 8000 --checkpoint PATH")
 	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py $(ARGS)

@@ -1,4 +1,5 @@
-"""Save and load trained weights: weights-only files that say what rebuilds them. No training code here.
+"""Save and load trained weights (weights-only files that say what rebuilds them), and a run's resumable training
+state. No training code here.
 
 Inference (predict.py, app.py, export.py) imports this and model.py only.
 """
@@ -18,6 +19,10 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"  
 # "not a digit / not sure" while the model above names the digit (docs/robustness.md).
 DEFAULT_REJECTOR = DEFAULT_CHECKPOINT.with_name("s6-reject.pt")
 FORMAT = 1  # the layout of the saved dict; a file of another format is refused on load
+STATE_FILE = "state.pt"  # in a run's folder: what `train.py --resume` continues from (util.training_state)
+STATE_FORMAT = 1
+STATE_KEYS = ("epoch", "history", "config", "model", "ema", "optimizer", "scheduler", "loader_rng", "torch_rng",
+              "python_rng", "cuda_rng")
 
 
 def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
@@ -85,3 +90,33 @@ def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT,
         raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the run that wrote it diverged")
     model.load_state_dict(state)
     return model.to(device).eval(), payload
+
+
+def save_state(path: str | os.PathLike, state: dict) -> None:
+    """Write a run's training state (util.training_state) so that a kill at any instant leaves either the previous
+    state or this one readable: a temporary file, flushed to disk, then renamed over the old one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save({"format": STATE_FORMAT, **state}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_state(path: str | os.PathLike) -> dict:
+    """A training state written by save_state (weights only); a missing, damaged or foreign file is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: a run folder holds {STATE_FILE} once its first epoch has "
+                                f"finished; start the run again without --resume")
+    damaged = (f"{path} is damaged or not a training state written by train.py, so the run cannot be resumed: "
+               f"start it again (python train.py ... --out {path.parent} --force); its checkpoint.pt, if any, "
+               f"still holds the weights of its last finished epoch")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, overwritten, not a torch file
+        raise ValueError(f"{damaged} ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or any(k not in state for k in STATE_KEYS):
+        raise ValueError(damaged)
+    return state

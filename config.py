@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from model import DEFAULT_INPUT_NORM, DEFAULT_SIZE, INPUT_NORMS, SIZES
 
 PIPELINES = ("fast", "torchvision")
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "tf32", "bfloat16")
 # The levers that exist in the fast pipeline only (its batched augmentations)
 FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters",
              "not_digit_printed", "not_digit_curves", "low_res", "digit_printed")
@@ -86,8 +86,10 @@ class TrainConfig:
     test_batch_size: int = lever(1000, "images per evaluation batch: larger is faster and changes nothing")
     subset: int | None = lever(None, "keep the first N images of each split, for quick checks; default: all")
     data_dir: str | None = lever(None, "MNIST root; default: $MNIST_DATA_DIR, else ./data")
-    precision: str = lever("float32", "arithmetic of the training step: float32, or bfloat16 (autocast; faster on "
-                                      "CPUs with AVX-512 BF16 or AMX, docs/speed.md); testing stays float32")
+    precision: str = lever("float32", "arithmetic of the training step: float32; tf32 (NVIDIA GPUs from Ampere on: "
+                                      "faster convolutions, but off by default as it changes the history); or "
+                                      "bfloat16 (autocast; faster on CPUs with AVX-512 BF16 or AMX and on GPUs with "
+                                      "native bfloat16, docs/speed.md); testing stays float32")
     threads: int | None = lever(None, "torch's intra-op threads; default: the cores other programs leave free, "
                                       "looked at as it trains (a fixed count reproduces a history exactly)")
 

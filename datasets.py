@@ -219,24 +219,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "s6"
 
 
-def cached_centre_lines(images: torch.Tensor) -> torch.Tensor:
-    """pens.centre_lines of (N, 28, 28) uint8 digits, computed once per set of digits and kept on disk.
+def cached_centre_lines(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """pens.centre_lines of (N, 28, 28) uint8 digits, computed on `device` once per set of digits and kept on disk.
 
-    Thinning the 60,000 training digits takes a while; later runs load the result. The file is named by a
-    hash of the digits and the pen settings, so other data or settings never read a stale file.
+    Thinning the 60,000 training digits takes a while on a CPU (seconds on a GPU); later runs load the result. The
+    file is named by a hash of the digits, the pen settings and, off the CPU, the device type (its bicubic
+    upsampling may round otherwise), so other data, settings or devices never read a stale file.
     """
     import numpy as np
     from tqdm.auto import tqdm
 
     key = hashlib.sha1(images.cpu().numpy().tobytes())
     key.update(f"{PEN_RES},{STROKE_LEVEL},{LINES_VERSION}".encode())
-    path = cache_dir() / f"centre-lines-{key.hexdigest()[:16]}.npy"
+    device = torch.device(device)
+    suffix = "" if device.type == "cpu" else f"-{device.type}"
+    path = cache_dir() / f"centre-lines-{key.hexdigest()[:16]}{suffix}.npy"
     shape = (len(images), IMAGE_SIZE * PEN_RES, IMAGE_SIZE * PEN_RES)
     keep = len(images) >= CACHE_MIN
     if keep and path.is_file():
         try:
             bits = np.load(path)
-            return torch.from_numpy(np.unpackbits(bits)[: math.prod(shape)].reshape(shape).astype(bool))
+            return torch.from_numpy(np.unpackbits(bits)[: math.prod(shape)].reshape(shape).astype(bool)).to(device)
         except (OSError, ValueError):
             pass  # unreadable or truncated: computed again below
     start = time.perf_counter()
@@ -244,13 +247,13 @@ def cached_centre_lines(images: torch.Tensor) -> torch.Tensor:
         print(f"finding the centre lines of {len(images):,} digits for redrawn strokes (once; kept in {path.parent})",
               flush=True)
     bar = lambda chunks: tqdm(chunks, desc="centre lines", leave=False, disable=None, file=sys.stdout)  # noqa: E731
-    lines = centre_lines(images.cpu(), progress=bar if keep else iter)
+    lines = centre_lines(images.to(device), progress=bar if keep else iter)
     if keep:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             with open(tmp, "wb") as f:
-                np.save(f, np.packbits(lines.numpy()))
+                np.save(f, np.packbits(lines.cpu().numpy()))
             os.replace(tmp, path)
         except OSError as exc:  # a read-only home: next run computes them again
             print(f"note: could not keep the centre lines in {path.parent} ({exc.strerror}); set ${CACHE_ENV}",
@@ -301,7 +304,7 @@ class TensorLoader:
         self.letters, self.printed, self.curves = not_digit_letters, not_digit_printed, not_digit_curves
         self.low_res, self.digit_printed = low_res, digit_printed
         # Centre lines are found once per loader (thinning is the slow part); pens are drawn per batch.
-        self.lines = cached_centre_lines(dataset.data).to(self.device) if augment and stroke_prob else None
+        self.lines = cached_centre_lines(dataset.data, self.device) if augment and stroke_prob else None
         # One generator for order and augmentation, seeded once: epoch k of a run is the same every run.
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 

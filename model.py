@@ -108,6 +108,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """The device `model`'s weights live on: where a function handed the model puts its inputs."""
+    return next(model.parameters()).device
+
+
 def model_summary(model: nn.Module, input_size: tuple[int, ...] = INPUT_SHAPE) -> None:
     """Print torchsummary's layer table for `model` without touching it; `input_size` as torchsummary's.
 

@@ -53,18 +53,19 @@ def centre_lines(images: torch.Tensor, scale: int = PEN_RES, progress=iter) -> t
     return torch.cat(chunks)
 
 
-def disc(radius: torch.Tensor | float) -> torch.Tensor:
-    """Round pen tips: (..., k, k) float kernels of ones within `radius` px of the centre, k = 2 ceil(max) + 1."""
+def disc(radius: torch.Tensor | float, largest: float | None = None) -> torch.Tensor:
+    """Round pen tips: (..., k, k) float kernels of ones within `radius` px of the centre, k = 2 ceil(largest) + 1
+    (by default the largest radius given, which reading back from a GPU waits for)."""
     radius = torch.as_tensor(radius, dtype=torch.float32)
-    r = int(math.ceil(float(radius.max())))
+    r = int(math.ceil(float(radius.max() if largest is None else largest)))
     offsets = torch.arange(-r, r + 1, dtype=torch.float32, device=radius.device)
     dist2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
     return (dist2 <= radius[..., None, None] ** 2).float()
 
 
-def pen_ink(lines: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+def pen_ink(lines: torch.Tensor, radius: torch.Tensor, largest: float | None = None) -> torch.Tensor:
     """Boolean centre lines (B, H, W) drawn with a round pen of `radius[i]` px each -> (B, H, W) ink in {0, 1}."""
-    kernels = disc(radius)[:, None]  # (B, 1, k, k): one pen per image, applied as a grouped convolution
+    kernels = disc(radius, largest)[:, None]  # (B, 1, k, k): one pen per image, applied as a grouped convolution
     ink = F.conv2d(lines.float()[None], kernels, padding=kernels.shape[-1] // 2, groups=len(lines))[0]
     return ink.gt(0).float()
 
@@ -110,6 +111,12 @@ def redraw_strokes(x: torch.Tensor, lines: torch.Tensor, prob: float,
     chosen = torch.rand(b, generator=generator, device=x.device) < prob
     lo, hi = PEN_WIDTHS
     widths = lo + (hi - lo) * torch.rand(b, generator=generator, device=x.device)
-    x = x.clone()
-    x[chosen] = draw_strokes(lines[chosen], widths[chosen])
-    return x, chosen
+    if x.device.type == "cpu":  # draw the chosen digits only: the fewest operations
+        x = x.clone()
+        x[chosen] = draw_strokes(lines[chosen], widths[chosen])
+        return x, chosen
+    # Elsewhere (a GPU) every digit is drawn with the widest pen's kernel size and the chosen ones kept: shapes
+    # that do not depend on the draw, so the host never waits to learn how many were chosen or how wide they are.
+    radius = widths * MNIST_STROKE * PEN_RES / 2
+    drawn = frame_digits(pen_ink(lines, radius, largest=hi * MNIST_STROKE * PEN_RES / 2), PEN_RES)
+    return torch.where(chosen.view(-1, 1, 1, 1), drawn, x), chosen

@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint
 from datasets import normalize
-from model import Net
+from model import Net, device_of
 from pens import DIGIT_BOX, PEN_RES, frame_digits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -152,19 +152,20 @@ def preprocess(source: str | os.PathLike | Image.Image) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_image(
-    model: Net, source: str | os.PathLike | Image.Image, device: torch.device | str = "cpu",
+    model: Net, source: str | os.PathLike | Image.Image, device: torch.device | str | None = None,
     rejector: Net | None = None,
 ) -> Prediction:
     """Preprocess one image, classify it with `model` and, with a `rejector`, let that model's top probability
-    decide whether it is a digit at all -> Prediction."""
+    decide whether it is a digit at all -> Prediction. Each model reads the image on its own device (`device`
+    overrides the answering model's)."""
     image = preprocess(source)
-    x = normalize(image)[None, None].to(device)
+    x = normalize(image)[None, None]
     model.eval()
-    probs = model(x).exp()[0].cpu()
+    probs = model(x.to(device or device_of(model))).exp()[0].cpu()
     top = probs.topk(3)
     top3 = [(int(d), float(p)) for p, d in zip(top.values, top.indices)]
     name = "image" if isinstance(source, Image.Image) else str(source)
-    verdict_probability = None if rejector is None else float(rejector.eval()(x).exp().amax())
+    verdict_probability = None if rejector is None else float(rejector.eval()(x.to(device_of(rejector))).exp().amax())
     return Prediction(name, top3[0][0], top3[0][1], top3, image, verdict_probability)
 
 

@@ -1,18 +1,22 @@
 """Train the S6 CNN on MNIST from the command line: `python train.py [--model 8k] [--seed 1] [--epochs 15] ...`.
 
 Writes to a fresh folder (default runs/<model>-seed<SEED>, numbered -2, -3, ... if taken; --out DIR to
-choose; an existing run there is replaced only with --force): checkpoint.pt (weights + config + metrics,
-replaced atomically after every epoch), history.json, curves.png, confusion.png and errors.png. Ctrl-C stops
-cleanly and keeps the last completed epoch's checkpoint; so does a diverging run, which exits 1.
-Expected errors (no data, bad flags, unwritable folder) are one line on stderr and exit 2.
+choose; an existing run there is replaced only with --force): checkpoint.pt (weights + config + metrics) and
+state.pt (everything needed to go on), both replaced atomically after every epoch, then history.json,
+curves.png, confusion.png and errors.png. Ctrl-C or SIGTERM stops within seconds, keeps the last finished epoch,
+says how to continue and exits 130 (143 for SIGTERM); `python train.py --resume RUN_DIR` continues the run with
+its own config, as if it had never stopped. A diverging run keeps its last epoch and exits 1. Expected errors
+(no data, bad flags, unwritable folder, a damaged state) are one line on stderr and exit 2.
 main() returns the final-epoch test accuracy.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from checkpoint import load_checkpoint, save_checkpoint
+from checkpoint import STATE_FILE, load_checkpoint, load_state, save_checkpoint, save_state
 from config import FAST_ONLY, TrainConfig, add_config_arguments, config_from_args, flag
 from datasets import CorruptMNISTError, MNISTNotFoundError, ensure_mnist
 from model import Net, count_parameters
@@ -49,7 +53,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     add_config_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: a fresh runs/<model>-seed<SEED>)")
     p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue the interrupted run in RUN_DIR from its last finished epoch, with its own config")
     a = p.parse_args(argv)
+    if a.resume is not None:
+        given = [flag(f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None]
+        given += ["--out"] * (a.out is not None) + ["--force"] * a.force
+        if given:
+            p.error(f"--resume continues a run with its own config: drop {' '.join(given)}")
+        return TrainConfig(), a  # the run's own config is read from its state by main()
     if a.pipeline not in (None, "fast"):
         off = [name for name in FAST_ONLY if getattr(a, name) is None and getattr(TrainConfig(), name)]
         for name in off:
@@ -92,13 +104,26 @@ def write_reports(out: Path, model: Net, run: dict, test_loader, device: torch.d
     plot_misclassified(images, labels, probs).savefig(out / "errors.png", dpi=80)
 
 
-def run_training(cfg: TrainConfig, out: Path) -> float:
-    """Train `cfg` into the prepared folder `out`; return the final-epoch test accuracy (%)."""
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a preempted machine, `kill`, a cluster's scheduler), stopping the run as Ctrl-C does."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def stop_on_sigterm(signum, frame) -> None:
+    raise Stopped()
+
+
+def run_training(cfg: TrainConfig, out: Path, resume: dict | None = None) -> float:
+    """Train `cfg` into the prepared folder `out` (continuing the training state `resume`, if given); return the
+    final-epoch test accuracy (%)."""
     device = get_device()
     thread_policy(cfg.threads)
     print(f"data: {ensure_mnist(cfg.data_dir)} | {describe_threads(cfg.threads)}")
     model, train_loader, test_loader = build(cfg, device)
     print(f"Net({cfg.model!r}): {count_parameters(model):,} parameters | writing to {out}/ | {cfg.to_dict()}")
+    if resume is not None:
+        print(f"resuming after epoch {resume['epoch']} of {cfg.epochs}")
     start, startup = time.perf_counter(), process_age()
     print(f"ready to train {startup:.1f} s after start", flush=True)
     completed: dict = {}  # the history as of the last finished epoch, kept for Ctrl-C
@@ -110,19 +135,26 @@ def run_training(cfg: TrainConfig, out: Path) -> float:
         completed.update(history)
         tested = tested_model
 
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    exit_code = 0
     try:
-        history, interrupted = fit(model, device, train_loader, test_loader, cfg, on_epoch=checkpoint), False
-    except KeyboardInterrupt:
-        history, interrupted = completed, True
-        print(f"\ninterrupted after {len(history.get('epoch', []))} complete epoch(s)", file=sys.stderr)
-        if not history:
-            raise SystemExit(130) from None
+        history = fit(model, device, train_loader, test_loader, cfg, on_epoch=checkpoint, resume=resume,
+                      save_state=lambda state: save_state(out / STATE_FILE, state))
+    except KeyboardInterrupt as exc:
+        history, exit_code = completed or (resume or {}).get("history", {}), getattr(exc, "exit_code", 130)
+        done = len(history.get("epoch", []))
+        print(f"\ninterrupted after {done} complete epoch(s) of {cfg.epochs}"
+              + (f"; continue with: python train.py --resume {out}" if done else ""), file=sys.stderr)
+        if not completed:  # nothing new since the start (or the resumed epoch): the folder holds what it held
+            raise SystemExit(exit_code) from None
         # The weights moved on after the last saved epoch: report on what the checkpoint holds.
         tested.load_state_dict(load_checkpoint(out / "checkpoint.pt", device)[0].state_dict())
     except DivergedError as exc:
         kept = f"kept {out / 'checkpoint.pt'} from epoch {completed['epoch'][-1]}" if completed else "nothing saved"
         print(f"error: {exc} ({kept})", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     run = {
         "config": cfg.to_dict(),
         "model": cfg.model,
@@ -131,13 +163,14 @@ def run_training(cfg: TrainConfig, out: Path) -> float:
         "wall_seconds": round(time.perf_counter() - start, 2),
         "startup_seconds": round(startup, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "resumed_after_epoch": None if resume is None else resume["epoch"],
         "history": history,
     }
     write_reports(out, tested, run, test_loader, device)
     print(f"final test accuracy {history['test_acc'][-1]:.2f}% | {run['wall_seconds']:.1f}s | "
           f"peak RSS {run['peak_rss_mb']:.0f} MB | wrote {out}/")
-    if interrupted:
-        raise SystemExit(130)
+    if exit_code:
+        raise SystemExit(exit_code)
     return history["test_acc"][-1]
 
 
@@ -146,6 +179,14 @@ def main(argv: list[str] | None = None) -> float:
     cfg, a = parse_args(argv)
     out, created = None, False
     try:
+        if a.resume is not None:
+            state = load_state(a.resume / STATE_FILE)
+            cfg = TrainConfig(**state["config"])
+            if state["epoch"] >= cfg.epochs:
+                print(f"{a.resume} finished all {cfg.epochs} epochs: nothing to resume (its weights: "
+                      f"{a.resume / 'checkpoint.pt'})")
+                return state["history"]["test_acc"][-1]
+            return run_training(cfg, a.resume, resume=state)
         out, created = output_folder(a.out, cfg, a.force)
         return run_training(cfg, out)
     except (MNISTNotFoundError, CorruptMNISTError, ValueError, OSError) as exc:

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 import datasets as _datasets
@@ -189,21 +189,68 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
     return optimizer, scheduler
 
 
-def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
-    """An exponential moving average of `model`'s weights and BatchNorm statistics, or None if `decay` is 0.
+class EMA(AveragedModel):
+    """An exponential moving average of a model's weights and BatchNorm statistics: PyTorch's AveragedModel (its
+    `module`, `n_averaged` and state_dict), updated with the decay warming up as min(decay, (1 + n) / (10 + n))
+    after n updates, so a short run's average is not dominated by the random initial weights.
 
-    PyTorch's AveragedModel; the decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so a short
-    run's average is not dominated by the random initial weights.
+    AveragedModel reads its step count back from a tensor at every update, which on a GPU waits for the device;
+    this one counts the steps in Python and keeps `n_averaged` (on the CPU) equal to that count. The arithmetic is
+    AveragedModel's with get_ema_multi_avg_fn's update: a copy at the first step, then a lerp.
     """
-    if not decay:
-        return None
 
-    def warmed_up_ema(averaged: list, current: list, n_averaged: torch.Tensor) -> None:
-        n = int(n_averaged)
-        get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(averaged, current, n_averaged)
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__(model, use_buffers=True)
+        self.decay, self.steps = decay, 0
 
-    # use_buffers: average BatchNorm's running statistics too, so the average needs no extra pass to re-estimate them.
-    return AveragedModel(model, multi_avg_fn=warmed_up_ema, use_buffers=True)
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        ours = [*self.module.parameters(), *self.module.buffers()]
+        theirs = [p.detach() for p in (*model.parameters(), *model.buffers())]
+        if self.steps == 0:
+            for mine, other in zip(ours, theirs):
+                mine.copy_(other)
+        else:
+            decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+            floats = [(mine, other) for mine, other in zip(ours, theirs) if mine.is_floating_point()]
+            torch._foreach_lerp_([m for m, _ in floats], [o for _, o in floats], 1 - decay)
+            for mine, other in zip(ours, theirs):  # integer buffers (BatchNorm's batch count)
+                if not mine.is_floating_point():
+                    mine.copy_(mine * decay + other * (1 - decay))
+        self.steps += 1
+        self.n_averaged.fill_(self.steps)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.steps = int(self.n_averaged)  # a resumed average goes on counting where it stopped
+
+
+def make_ema(model: nn.Module, decay: float) -> EMA | None:
+    """The weight average that is tested and saved (EMA), or None if `decay` is 0 (the raw weights are tested)."""
+    return EMA(model, decay) if decay else None
+
+
+def apply_precision(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """Set up a TrainConfig.precision for training on `device` -> the autocast dtype (None: float32).
+
+    On CUDA a fixed seed gives a fixed history only with deterministic algorithms (cuDNN's among them) and without
+    TF32, which Ampere and later GPUs use for convolutions by default: both are set here, TF32 allowed only for
+    "tf32". bfloat16 is refused on a GPU without native bfloat16 (emulated, it is slower than float32).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+        torch.use_deterministic_algorithms(True, warn_only=True)  # deterministic kernels; warn where none exists
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        if precision == "bfloat16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+            major, minor = torch.cuda.get_device_capability(device)
+            raise ValueError(f"precision bfloat16 needs a GPU with native bfloat16 (compute capability 8.0 or later); "
+                             f"{torch.cuda.get_device_name(device)} has {major}.{minor}: use float32")
+    elif precision == "tf32":
+        raise ValueError(f"precision tf32 is a setting of NVIDIA GPUs (Ampere or later), not of {device.type}: "
+                         f"use float32")
+    return torch.bfloat16 if precision == "bfloat16" else None
 
 
 def training_criterion(cfg: TrainConfig) -> Callable:
@@ -286,39 +333,47 @@ def train(model: nn.Module, device: torch.device | str, train_loader, optimizer:
     (and without OMP_NUM_THREADS) they follow the cores other programs leave free, looked at after FIRST_LOOK
     seconds and then every LOOK_EVERY, so a busy laptop does not make training collapse. `autocast` (e.g.
     torch.bfloat16) runs the forward pass and loss in that precision.
+
+    The step waits for the device once, for the divergence check; loss and accuracy are summed on the device
+    (in float64 and integers: the same sums as Python's) and read once at the end of the epoch.
     """
     _check_call(TRAIN_CALL, model, criterion, extra, optimizer, training=True)
     watch = thread_policy(threads)
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct, seen = (torch.zeros((), dtype=torch.int64, device=device) for _ in range(2))
     bar = _bar(train_loader, "train", None if progress is None else not progress)
+    shown = time.monotonic()
     for data, target in bar:
         data, target = data.to(device, non_blocking=True), target.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(torch.device(device).type, dtype=autocast, enabled=autocast is not None):
             output = model(data)
             loss = criterion(output, target)
-        value = loss.item()
-        if not math.isfinite(value) or value > DIVERGED_LOSS:
+        loss.backward()  # queued before the step's one wait, so the device works while the host checks the loss
+        value = loss.detach()
+        if not bool(torch.isfinite(value) & (value <= DIVERGED_LOSS)):
             lr = optimizer.param_groups[0]["lr"]
             raise DivergedError(
-                f"training diverged: batch loss {value:.4g} after {seen} images of this epoch (lr {lr:.4g}). "
-                f"Lower the learning rate (--lr); the last completed epoch's checkpoint is kept."
+                f"training diverged: batch loss {value.item():.4g} after {int(seen)} images of this epoch (lr "
+                f"{lr:.4g}). Lower the learning rate (--lr); the last completed epoch's checkpoint is kept."
             )
-        loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         if ema is not None:
             ema.update_parameters(model)
-        digits = int((target != NOT_A_DIGIT).sum())  # generated non-digits are not counted as images seen
-        loss_sum += value * digits
-        correct += get_correct_pred_count(output, target)
+        digits = (target != NOT_A_DIGIT).sum()  # generated non-digits are not counted as images seen
+        loss_sum += value.double() * digits
+        correct += (output.argmax(1) == target).sum()
         seen += digits
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}", refresh=False)
+        if not bar.disable and time.monotonic() - shown >= 1.0:  # reading the sums waits for the device
+            bar.set_postfix(loss=f"{float(loss_sum) / int(seen):.4f}", acc=f"{100 * int(correct) / int(seen):.2f}")
+            shown = time.monotonic()
         follow_free_cores(watch)
     bar.close()
-    return EpochResult(loss_sum / seen, 100.0 * correct / seen)
+    seen = int(seen)
+    return EpochResult(float(loss_sum) / seen, 100.0 * int(correct) / seen)
 
 
 @torch.inference_mode()
@@ -349,21 +404,56 @@ def format_epoch(history: dict[str, list], i: int = -1) -> str:
     )
 
 
+def training_state(epoch: int, history: dict, cfg: TrainConfig, model: nn.Module, ema: EMA | None, optimizer,
+                   scheduler, train_loader) -> dict:
+    """Everything a run needs to go on after `epoch` as if it had never stopped: weights, weight average,
+    optimizer, schedule, the loader's generator and every random number generator, the history."""
+    generator = getattr(train_loader, "generator", None)  # a plain DataLoader without one shuffles with torch's
+    return {"epoch": epoch, "history": history, "config": cfg.to_dict(), "model": model.state_dict(),
+            "ema": None if ema is None else ema.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "loader_rng": None if generator is None else generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_training_state(state: dict, model: nn.Module, ema: EMA | None, optimizer, scheduler,
+                           train_loader) -> dict:
+    """Put a training_state back into a freshly built run -> its history."""
+    model.load_state_dict(state["model"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state["loader_rng"] is not None:
+        train_loader.generator.set_state(state["loader_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return {key: list(values) for key, values in state["history"].items()}
+
+
 def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: TrainConfig,
-        on_epoch: Callable[[dict, nn.Module], None] | None = None, progress: bool | None = None) -> dict[str, list]:
+        on_epoch: Callable[[dict, nn.Module], None] | None = None, progress: bool | None = None,
+        save_state: Callable[[dict], None] | None = None, resume: dict | None = None) -> dict[str, list]:
     """Train for cfg.epochs with the one-cycle recipe, testing after each epoch -> a fresh history.
 
     The same loop the notebook writes out cell by cell. With cfg.ema_decay the weight average is what is
     tested, and `model` ends holding it. Prints one line per epoch; calls `on_epoch(history, tested_model)`
-    after each (e.g. to save a checkpoint).
+    after each (e.g. to save a checkpoint), then `save_state(training_state(...))` (e.g. checkpoint.save_state).
+    With `resume` (such a state), the run goes on after its epoch: on the same machine with fixed threads, the
+    history and weights come out as an uninterrupted run's.
     """
     optimizer, scheduler = make_optimizer(model, cfg, steps_per_epoch=len(train_loader))
     ema = make_ema(model, cfg.ema_decay)
     tested = ema.module if ema is not None else model
     criterion = training_criterion(cfg)
-    autocast = getattr(torch, cfg.precision) if cfg.precision != "float32" else None
+    autocast = apply_precision(cfg.precision, device)
     history = {key: [] for key in HISTORY_KEYS}
-    for epoch in range(1, cfg.epochs + 1):
+    done = 0
+    if resume is not None:
+        history, done = restore_training_state(resume, model, ema, optimizer, scheduler, train_loader), resume["epoch"]
+    for epoch in range(done + 1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loss, train_acc = train(model, device, train_loader, optimizer, criterion,
                                       scheduler=scheduler, ema=ema, progress=progress, threads=cfg.threads,
@@ -376,6 +466,8 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
         print(format_epoch(history), flush=True)
         if on_epoch is not None:
             on_epoch(history, tested)
+        if save_state is not None:
+            save_state(training_state(epoch, history, cfg, model, ema, optimizer, scheduler, train_loader))
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
     return history

@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from pathlib import Path
 from evidence.report import DOCS, RESULTS, ROOT, TABLES, render_docs
 from evidence.sweeps import (
     EVALUATED,
+    MACHINE_FIELDS,
     SEEDS,
     SWEEPS,
     already_done,
@@ -51,7 +53,13 @@ from evidence.sweeps import (
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before ray is imported: no usage reports home
 
-CHECKPOINTS = ROOT / "runs" / "sweeps"  # each finished run's checkpoint.pt, to evaluate it later (git-ignored)
+
+
+def run_folders(results: Path) -> Path:
+    """Where each run of a sweep trains, beside its results folder: runs/sweeps/GROUP/NAME/ (git-ignored) keeps its
+    finished epochs while it runs, and its checkpoint.pt afterwards, to evaluate it later."""
+    return results.resolve().parent / "runs" / "sweeps"
+
 WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "checkpoints", "docs", "tests", "__pycache__",
                         ".pytest_cache", ".ruff_cache", "*.onnx", "*.ipynb", "*.png"]
 
@@ -60,13 +68,40 @@ class RunFailed(RuntimeError):
     """train.py exited with an error; the message holds its flags, exit code and last lines."""
 
 
-def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False) -> tuple[dict, bytes]:
+def _stop_with_parent() -> None:
+    """In the train.py child: SIGTERM when the worker that started it dies (Linux), so a stopped sweep leaves no
+    run behind writing to its folder; train.py keeps its last finished epoch and exits."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def resumable(run_dir: Path, flags: list[str]) -> bool:
+    """Whether `run_dir` holds an unfinished run of the config `flags` give, that train.py --resume can continue."""
+    from checkpoint import STATE_FILE, load_state
+
+    try:
+        state = load_state(run_dir / STATE_FILE)
+    except (OSError, ValueError):  # none yet, or damaged: the run starts over
+        return False
+    config = {k: v for k, v in state["config"].items() if k not in MACHINE_FIELDS}
+    return config == comparable_config(flags) and state["epoch"] < config["epochs"]
+
+
+def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False,
+              run_dir: str | None = None) -> tuple[dict, bytes]:
     """One training run in a fresh `python train.py` process, one thread -> (its result dict, checkpoint bytes).
     With `evaluate`, the result also holds robustness.py's figures for the final weights (verdicts at
     verdict_below(flags)).
 
-    Runs on a Ray worker, in the working directory Ray unpacked the project's code into; the output folder is
-    temporary: what matters travels back.
+    Runs on a Ray worker, in the working directory Ray unpacked the project's code into. It trains into `run_dir`
+    (the launching machine's runs/sweeps/GROUP/NAME, where this worker can write it: a local instance, or a
+    cluster whose nodes share that folder), which keeps every finished epoch: a run that a Ctrl-C, a lost worker or
+    a preempted machine stopped goes on from its last finished epoch when the sweep runs again. Elsewhere the
+    folder is temporary and such a run starts over; what matters travels back either way.
     """
     import torch
 
@@ -74,10 +109,19 @@ def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = Fa
     from util import cpu_name
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "train.py", *flags, "--out", out] + (["--data-dir", data_dir] if data_dir else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(run_dir or tmp)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError:  # not this node's disk
+            out = Path(tmp)
+        if resumable(out, flags):
+            cmd = [sys.executable, "train.py", "--resume", str(out)]
+        else:
+            cmd = [sys.executable, "train.py", *flags, "--out", str(out), "--force"]
+            cmd += ["--data-dir", data_dir] if data_dir else []
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=_stop_with_parent)
         if proc.returncode:
             last = " | ".join(proc.stderr.strip().splitlines()[-3:])
             raise RunFailed(f"train.py {' '.join(flags)} exited with {proc.returncode}: {last}")
@@ -136,7 +180,8 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
         return 0
     ray = start_ray(address, workers)
     task = ray.remote(num_cpus=1, max_retries=0)(train_run)
-    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED)): name for name, flags in todo.items()}
+    pending = {task.remote(flags, data_dir, group.startswith(EVALUATED), str(run_folders(results) / group / name)): name
+               for name, flags in todo.items()}
     failed = []
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=group, unit="run", file=sys.stdout,
                disable=None)  # a bar on a terminal; in a log the one line per run is the progress
@@ -152,7 +197,7 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
                 bar.write(f"{group}/{name}: FAILED ({' '.join(todo[name])}): {str(reason).strip().splitlines()[-1]}")
             else:
                 run["runs_side_by_side"] = int(ray.cluster_resources().get("CPU", 1))
-                write_atomically(CHECKPOINTS / group / name / "checkpoint.pt", checkpoint)
+                write_atomically(run_folders(results) / group / name / "checkpoint.pt", checkpoint)
                 write_atomically(folder / f"{name}.json", (json.dumps(run, indent=1) + "\n").encode())
                 h = run["history"]
                 bar.write(f"{group}/{name}: final {h['test_acc'][-1]:.2f}% (last 3: {h['test_acc'][-3:]}) "
@@ -160,6 +205,8 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
                 bar.set_postfix_str(f"last: {name} {h['test_acc'][-1]:.2f}%")
             bar.update()
     except KeyboardInterrupt:
+        for ref in pending:  # stop the runs in flight now: each keeps its last finished epoch in its folder
+            ray.cancel(ref, force=True)
         bar.close()
         print(f"\ninterrupted: {len(pending)} run(s) not finished; finished ones are kept in {folder}/. "
               f"Run the same command again to finish.", file=sys.stderr)
@@ -213,7 +260,7 @@ def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = N
     added = 0
     for path in sorted((results / group).glob("*.json")):
         run = json.loads(path.read_text())
-        checkpoint = CHECKPOINTS / group / path.stem / "checkpoint.pt"
+        checkpoint = run_folders(results) / group / path.stem / "checkpoint.pt"
         holdout = run["config"].get("holdout", 0)
         if not checkpoint.is_file() or ("robustness" in run and not holdout):
             continue

@@ -327,13 +327,16 @@ def mnist_c(images: np.ndarray, seed: int = 0, names=CORRUPTIONS, progress: bool
 
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 2000) -> float:
-    """Top-1 accuracy (%) of `model` on uint8 digits fed as MNIST-C defines: /255, normalised, nothing else."""
+    """Top-1 accuracy (%) of `model` (on its own device) on uint8 digits fed as MNIST-C defines: /255, normalised,
+    nothing else."""
     from datasets import normalize
+    from model import device_of
 
     model.eval()
     x = torch.from_numpy(images).float().div_(255).unsqueeze(1)
     y = torch.from_numpy(np.asarray(labels))
-    correct = sum(int((model(normalize(x[i : i + batch])).argmax(1) == y[i : i + batch]).sum())
+    device = device_of(model)
+    correct = sum(int((model(normalize(x[i : i + batch]).to(device)).argmax(1).cpu() == y[i : i + batch]).sum())
                   for i in range(0, len(x), batch))
     return 100.0 * correct / len(x)
 

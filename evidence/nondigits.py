@@ -124,9 +124,14 @@ def evaluation_set(test_images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def top_probability(model: torch.nn.Module, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
-    """The model's top class probability for each image of (N, 1, 28, 28) in [0, 1]."""
+    """The model's top class probability for each image of (N, 1, 28, 28) in [0, 1] (read on the model's device,
+    returned on the CPU)."""
+    from model import device_of
+
     model.eval()
-    return torch.cat([model(normalize(x[i : i + batch])).exp().amax(1) for i in range(0, len(x), batch)])
+    device = device_of(model)
+    return torch.cat([model(normalize(x[i : i + batch]).to(device)).exp().amax(1).cpu()
+                      for i in range(0, len(x), batch)])
 
 
 def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor, below: float) -> dict:

@@ -30,6 +30,7 @@ import torch
 import augment
 from datasets import mnist_split, normalize, validation_digits
 from evidence import mnist_c, nondigits
+from model import device_of
 from predict import OWN_REJECT_BELOW, REJECT_BELOW, is_digit
 
 VALIDATION_NOT_DIGITS = 1000
@@ -205,7 +206,8 @@ def read_right(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     if below is None:
         below = OWN_REJECT_BELOW if rejector is None else REJECT_BELOW
     model.eval()
-    answer = torch.cat([model(normalize(x[i : i + 1000])).argmax(1) for i in range(0, len(x), 1000)])
+    device = device_of(model)
+    answer = torch.cat([model(normalize(x[i : i + 1000]).to(device)).argmax(1).cpu() for i in range(0, len(x), 1000)])
     return (answer == y) & is_digit(nondigits.top_probability(model if rejector is None else rejector, x), below)
 
 

@@ -26,6 +26,16 @@ def data_dir():
 
 
 @pytest.fixture(scope="session")
+def cuda():
+    """A CUDA device; without one the test is skipped with the reason (`make gpu-check` runs these on a GPU)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU and there is none here: `make gpu-check` runs these on a machine with one")
+    return torch.device("cuda")
+
+
+@pytest.fixture(scope="session")
 def digits(data_dir):
     """The first 40 MNIST test digits as (uint8 (40, 28, 28) array, labels array)."""
     test = mnist_split(False, data_dir, subset=40)

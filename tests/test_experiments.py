@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint import STATE_FILE, load_state
 from evidence.sweeps import ABLATION, SEEDS, already_done, flag_set_runs, sweep_runs
 
 pytestmark = pytest.mark.slow  # starts Ray instances and trains
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "--epochs 1 --subset 1500"  # 12 steps on real images
+TINY5 = "--epochs 5 --subset 1500"  # five epochs of them, to stop in the middle twice
 
 
 def sweep(results, *args, **popen):
@@ -32,44 +34,49 @@ def test_named_sweeps_cover_the_claims():
                                                           "epochs_3_seed_1": ["--epochs", "3", "--seed", "1"]}
 
 
-def test_sweep_writes_results_resumes_after_ctrl_c_reports_failures_and_skips_what_is_done(data_dir, tmp_path):
-    good = [f"{TINY} --seed {s}" for s in range(3)]
-    flag_sets = [*good, f"{TINY} --lr 1e6"]
-    # A sweep in a terminal's foreground: Ctrl-C reaches it even when this test run was started in the background
-    # of a script, whose children inherit an ignored SIGINT.
-    proc = sweep(tmp_path, *flag_sets, "--workers", "1", start_new_session=True,
-                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    folder = tmp_path / "tiny"
+def stop_when(proc, state: Path, epoch: int) -> str:
+    """Ctrl-C to `proc` once the run's training state holds `epoch` finished epochs -> what it printed."""
     deadline = time.monotonic() + 300
-    while not (folder.exists() and any(folder.glob("*.json"))):
+    while True:
+        try:
+            if load_state(state)["epoch"] >= epoch:
+                break
+        except (OSError, ValueError):  # not written yet
+            pass
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C to the driver
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "interrupted" in out and not list(folder.glob("*.tmp")), out
-    done = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.json")}
-    assert 1 <= len(done) < 3
+    assert proc.returncode == 130 and "interrupted" in out, out
+    return out
 
-    rest = sweep(tmp_path, *flag_sets, "--workers", "2")  # finishes what is missing; the diverging run fails it
+
+def test_sweep_resumes_runs_stopped_mid_run_reports_failures_and_skips_what_is_done(data_dir, tmp_path):
+    good, diverging = f"{TINY5} --seed 0", f"{TINY} --lr 1e6"
+    results, run = tmp_path / "results", tmp_path / "runs" / "sweeps" / "tiny" / "epochs_5_subset_1500_seed_0"
+    # Started as from a terminal's foreground: Ctrl-C reaches it even when this test run was started in the
+    # background of a script, whose children inherit an ignored SIGINT.
+    foreground = dict(start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    stopped_after = []
+    for _ in range(2):  # stopped twice in the middle of its run, each time after one more finished epoch
+        after = stopped_after[-1] if stopped_after else 0
+        stop_when(sweep(results, good, diverging, "--workers", "1", **foreground), run / STATE_FILE, after + 1)
+        time.sleep(1)  # the stopped run writes what it has (it got SIGTERM when its worker was cancelled)
+        stopped_after.append(load_state(run / STATE_FILE)["epoch"])
+        assert not (results / "tiny" / f"{run.name}.json").exists() and not list(run.glob("*.tmp"))
+    assert 1 <= stopped_after[0] < stopped_after[1] < 5
+    rest = sweep(results, good, diverging, "--workers", "2")  # finishes the run; the diverging one fails the sweep
     assert rest.returncode == 1, rest.stdout + rest.stderr
-    assert f"tiny: 4 runs, {len(done)} already done, {4 - len(done)} to run" in rest.stdout
     assert "tiny/epochs_1_subset_1500_lr_1e6: FAILED (--epochs 1 --subset 1500 --lr 1e6)" in rest.stdout
-    assert "training diverged" in rest.stdout and "1 of " in rest.stderr
-    assert all(folder.joinpath(name).stat().st_mtime_ns == t for name, t in done.items())  # kept, not rerun
-    files = sorted(folder.glob("*.json"))
-    assert [f.name for f in files] == [f"epochs_1_subset_1500_seed_{s}.json" for s in range(3)]
-    for f in files:
-        run = json.loads(f.read_text())
-        assert run["config"]["epochs"] == 1 and len(run["history"]["test_acc"]) == 1 and run["parameters"] == 15_248
-        assert run["command"].startswith("OMP_NUM_THREADS=1 python train.py --epochs 1") and run["cpu"]
-        assert run["train_flops_per_image"] > 0 and run["runs_side_by_side"] == (1 if f.name in done else 2)
-        assert already_done(f, run["command"].split()[3:])
-    assert (ROOT / "runs" / "sweeps" / "tiny" / "epochs_1_subset_1500_seed_0" / "checkpoint.pt").exists()
-
-    stamps = {f.name: f.stat().st_mtime_ns for f in files}
-    again = sweep(tmp_path, *good)  # what is done is not run again
-    assert again.returncode == 0 and "tiny: 3 runs, 3 already done, 0 to run" in again.stdout, again.stdout
-    assert {f.name: f.stat().st_mtime_ns for f in files} == stamps
+    assert "training diverged" in rest.stdout and "1 of 2 run(s) failed" in rest.stderr
+    result = json.loads((results / "tiny" / f"{run.name}.json").read_text())
+    assert result["resumed_after_epoch"] == stopped_after[1] and result["runs_side_by_side"] == 2 and result["cpu"]
+    assert result["command"] == f"OMP_NUM_THREADS=1 python train.py {good}" and result["parameters"] == 15_248
+    assert already_done(results / "tiny" / f"{run.name}.json", good.split())
+    stamp = (results / "tiny" / f"{run.name}.json").stat().st_mtime_ns
+    again = sweep(results, good)  # what is done is not run again
+    assert again.returncode == 0 and "tiny: 1 runs, 1 already done, 0 to run" in again.stdout, again.stdout
+    assert (results / "tiny" / f"{run.name}.json").stat().st_mtime_ns == stamp
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +95,7 @@ def test_address_sends_the_sweep_to_a_running_cluster(ray_head, tmp_path):
     # Through Ray's client, as from a laptop outside the cluster (`--address auto` from a node takes the same path
     # through ray.init here).
     result = subprocess.run([sys.executable, "-m", "evidence.experiments", "flags", "tiny", TINY, "--address",
-                             "ray://127.0.0.1:10001",
-                             "--results", str(tmp_path)], cwd=ROOT, text=True, capture_output=True, timeout=600,
-                            env={**ray_head, "MNIST_DATA_DIR": ""})
+                             "ray://127.0.0.1:10001", "--results", str(tmp_path / "results")], cwd=ROOT, text=True,
+                            capture_output=True, timeout=600, env={**ray_head, "MNIST_DATA_DIR": ""})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(list((tmp_path / "tiny").glob("*.json"))) == 1  # written back on this (the launching) machine
+    assert len(list((tmp_path / "results" / "tiny").glob("*.json"))) == 1  # written back on the launching machine

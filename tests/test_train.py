@@ -1,13 +1,18 @@
 """train.py: what a run writes, and that bad flags, bad data and bad folders fail before training, in one line."""
 
+import contextlib
 import json
+import os
+import signal
+import threading
+import time
 
 import pytest
 import torch
 from conftest import copy_mnist
 
 import train
-from checkpoint import load_checkpoint
+from checkpoint import STATE_FILE, load_checkpoint, load_state
 from datasets import FILES, load_data
 from util import predictions
 
@@ -107,3 +112,61 @@ def test_unwritable_or_file_out_is_refused_before_the_data_is_looked_for(tmp_pat
         train.main([*TINY, "--out", str(tmp_path / "file")])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.startswith("error: ") and "is a file" in err and "Traceback" not in err
+
+
+@contextlib.contextmanager
+def signal_after(state_path, epoch: int, signum: int):
+    """Send this process `signum` (as Ctrl-C or a preempting scheduler would) once the run's training state holds
+    `epoch` finished epochs."""
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                if load_state(state_path)["epoch"] >= epoch:
+                    os.kill(os.getpid(), signum)
+                    return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+@pytest.mark.slow  # four runs
+def test_a_run_stopped_twice_resumes_to_the_uninterrupted_history_and_weights(data_dir, tmp_path, capsys):
+    flags = ["--epochs", "3", "--subset", "1500", "--threads", "1", "--data-dir", str(data_dir)]
+    threads = torch.get_num_threads()
+    try:
+        train.main([*flags, "--out", str(tmp_path / "whole")])
+        run = tmp_path / "stopped"
+        for args, epoch, signum in (([*flags, "--out", str(run)], 1, signal.SIGINT),
+                                    (["--resume", str(run)], 2, signal.SIGTERM)):
+            with signal_after(run / STATE_FILE, epoch, signum), pytest.raises(SystemExit) as stopped:
+                train.main(args)
+            assert stopped.value.code == 128 + signum
+            said = capsys.readouterr().err
+            assert f"interrupted after {epoch} complete epoch(s) of 3; continue with: python train.py --resume {run}" \
+                in said, said
+            assert load_state(run / STATE_FILE)["epoch"] == epoch  # the last finished epoch, readable
+        acc = train.main(["--resume", str(run)])
+    finally:
+        torch.set_num_threads(threads)
+    whole, resumed = (json.loads((folder / "history.json").read_text()) for folder in (tmp_path / "whole", run))
+    assert resumed["resumed_after_epoch"] == 2 and resumed["history"]["test_acc"][-1] == acc
+    assert {k: v for k, v in resumed["history"].items() if k != "seconds"} == \
+        {k: v for k, v in whole["history"].items() if k != "seconds"}
+    weights = [load_checkpoint(folder / "checkpoint.pt")[0].state_dict() for folder in (tmp_path / "whole", run)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert train.main(["--resume", str(run)]) == acc and "nothing to resume" in capsys.readouterr().out
+    (run / STATE_FILE).write_bytes(b"half a file")  # damaged: refused with what to do
+    with pytest.raises(SystemExit) as refused:
+        train.main(["--resume", str(run)])
+    assert refused.value.code == 2 and "damaged" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--resume", str(run), "--lr", "0.1"])
+    assert "--resume continues a run with its own config: drop --lr" in capsys.readouterr().err
