@@ -319,9 +319,11 @@ def table_robustness(results: Path = RESULTS) -> str:
         rob = [_robust(r) for r in runs]
         worst = ", ".join(f"{x['mnist_c']['worst_acc']:.1f} ({x['mnist_c']['worst'].replace('_', ' ')})" for x in rob)
         hand = ", ".join(f"{x['handwriting']['overall']:.2f} ({x['handwriting']['worst']:.1f})" for x in rob)
+        answers = f"{_mean(x['mnist_c']['mean'] for x in rob)} | {worst} | {hand}"
+        if group.startswith("reject"):  # a rejection model's answers are never shown: only its verdict counts
+            answers = "- | - | -"
         lines.append(f"| {row} | {', '.join(str(r.get('config', r).get('seed')) for r in runs)} | "
-                     f"{_each([final(r) for r in runs])} ({_mean(final(r) for r in runs)}) | "
-                     f"{_mean(x['mnist_c']['mean'] for x in rob)} | {worst} | {hand} | "
+                     f"{_each([final(r) for r in runs])} ({_mean(final(r) for r in runs)}) | {answers} | "
                      f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)}"
                      f"{_below([x['not_a_digit'] for x in rob])} | "
                      f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
