@@ -205,8 +205,11 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
                 bar.set_postfix_str(f"last: {name} {h['test_acc'][-1]:.2f}%")
             bar.update()
     except KeyboardInterrupt:
-        for ref in pending:  # stop the runs in flight now: each keeps its last finished epoch in its folder
+        # Stop the runs in flight now: their workers are killed, which sends each train.py SIGTERM (it keeps its
+        # last finished epoch in its folder); waiting for the cancellations lets that happen before Ray shuts down.
+        for ref in pending:
             ray.cancel(ref, force=True)
+        ray.wait(list(pending), num_returns=len(pending), timeout=30)
         bar.close()
         print(f"\ninterrupted: {len(pending)} run(s) not finished; finished ones are kept in {folder}/. "
               f"Run the same command again to finish.", file=sys.stderr)

@@ -1,5 +1,6 @@
 """evidence/experiments.py: sweeps on a real Ray instance (local, and a head node), resumable, failures reported."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,14 +19,14 @@ pytestmark = pytest.mark.slow  # starts Ray instances and trains
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "--epochs 1 --subset 1500"  # 12 steps on real images
-TINY5 = "--epochs 5 --subset 1500"  # five epochs of them, to stop in the middle twice
+TINY8 = "--epochs 8 --subset 1500"  # eight epochs of them, to stop in the middle twice
 
 
-def sweep(results, *args, **popen):
+def sweep(results, *args, env=None, **popen):
     cmd = [sys.executable, "-m", "evidence.experiments", "flags", "tiny", *args, "--results", str(results)]
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
-    return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=600)
+    return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=600, env=env)
 
 
 def test_named_sweeps_cover_the_claims():
@@ -51,32 +52,19 @@ def stop_when(proc, state: Path, epoch: int) -> str:
     return out
 
 
-def test_sweep_resumes_runs_stopped_mid_run_reports_failures_and_skips_what_is_done(data_dir, tmp_path):
-    good, diverging = f"{TINY5} --seed 0", f"{TINY} --lr 1e6"
-    results, run = tmp_path / "results", tmp_path / "runs" / "sweeps" / "tiny" / "epochs_5_subset_1500_seed_0"
-    # Started as from a terminal's foreground: Ctrl-C reaches it even when this test run was started in the
-    # background of a script, whose children inherit an ignored SIGINT.
-    foreground = dict(start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    stopped_after = []
-    for _ in range(2):  # stopped twice in the middle of its run, each time after one more finished epoch
-        after = stopped_after[-1] if stopped_after else 0
-        stop_when(sweep(results, good, diverging, "--workers", "1", **foreground), run / STATE_FILE, after + 1)
-        time.sleep(1)  # the stopped run writes what it has (it got SIGTERM when its worker was cancelled)
-        stopped_after.append(load_state(run / STATE_FILE)["epoch"])
-        assert not (results / "tiny" / f"{run.name}.json").exists() and not list(run.glob("*.tmp"))
-    assert 1 <= stopped_after[0] < stopped_after[1] < 5
-    rest = sweep(results, good, diverging, "--workers", "2")  # finishes the run; the diverging one fails the sweep
-    assert rest.returncode == 1, rest.stdout + rest.stderr
-    assert "tiny/epochs_1_subset_1500_lr_1e6: FAILED (--epochs 1 --subset 1500 --lr 1e6)" in rest.stdout
-    assert "training diverged" in rest.stdout and "1 of 2 run(s) failed" in rest.stderr
-    result = json.loads((results / "tiny" / f"{run.name}.json").read_text())
-    assert result["resumed_after_epoch"] == stopped_after[1] and result["runs_side_by_side"] == 2 and result["cpu"]
-    assert result["command"] == f"OMP_NUM_THREADS=1 python train.py {good}" and result["parameters"] == 15_248
-    assert already_done(results / "tiny" / f"{run.name}.json", good.split())
-    stamp = (results / "tiny" / f"{run.name}.json").stat().st_mtime_ns
-    again = sweep(results, good)  # what is done is not run again
-    assert again.returncode == 0 and "tiny: 1 runs, 1 already done, 0 to run" in again.stdout, again.stdout
-    assert (results / "tiny" / f"{run.name}.json").stat().st_mtime_ns == stamp
+def wait_until_gone(text: str, seconds: float = 60) -> None:
+    """Until no process on this machine has `text` in its command line (Linux's /proc)."""
+    def running() -> bool:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):  # a process that ended while we looked
+                if text.encode() in cmdline.read_bytes():
+                    return True
+        return False
+
+    deadline = time.monotonic() + seconds
+    while running():
+        assert time.monotonic() < deadline, f"a process with {text} in its command line is still running"
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +79,34 @@ def ray_head(data_dir):
     subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def test_address_sends_the_sweep_to_a_running_cluster(ray_head, tmp_path):
-    # Through Ray's client, as from a laptop outside the cluster (`--address auto` from a node takes the same path
-    # through ray.init here).
-    result = subprocess.run([sys.executable, "-m", "evidence.experiments", "flags", "tiny", TINY, "--address",
-                             "ray://127.0.0.1:10001", "--results", str(tmp_path / "results")], cwd=ROOT, text=True,
-                            capture_output=True, timeout=600, env={**ray_head, "MNIST_DATA_DIR": ""})
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert len(list((tmp_path / "results" / "tiny").glob("*.json"))) == 1  # written back on the launching machine
+def test_sweep_resumes_runs_stopped_mid_run_finishes_them_on_a_cluster_and_skips_what_is_done(data_dir, tmp_path,
+                                                                                                request):
+    good, diverging = f"{TINY8} --seed 0", f"{TINY} --lr 1e6"
+    results, run = tmp_path / "results", tmp_path / "runs" / "sweeps" / "tiny" / "epochs_8_subset_1500_seed_0"
+    # Started as from a terminal's foreground: Ctrl-C reaches it even when this test run was started in the
+    # background of a script, whose children inherit an ignored SIGINT.
+    foreground = dict(start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    stopped_after = []
+    for _ in range(2):  # stopped twice in the middle of its run, each time after one more finished epoch
+        after = stopped_after[-1] if stopped_after else 0
+        stop_when(sweep(results, good, diverging, "--workers", "1", **foreground), run / STATE_FILE, after + 1)
+        wait_until_gone(str(run))  # its train.py stops when its cancelled worker is gone
+        stopped_after.append(load_state(run / STATE_FILE)["epoch"])
+        assert not (results / "tiny" / f"{run.name}.json").exists() and not list(run.glob("*.tmp"))
+    assert 1 <= stopped_after[0] < stopped_after[1] < 8
+    # Finished on a running cluster (`ray start --head`, started only now: a local `ray.init()` would join it),
+    # through Ray's client as from a laptop outside it; its workers find MNIST as the head was started, and the
+    # results come back to this machine.
+    head = request.getfixturevalue("ray_head")
+    rest = sweep(results, good, diverging, "--address", "ray://127.0.0.1:10001", env={**head, "MNIST_DATA_DIR": ""})
+    assert rest.returncode == 1, rest.stdout + rest.stderr
+    assert "tiny/epochs_1_subset_1500_lr_1e6: FAILED (--epochs 1 --subset 1500 --lr 1e6)" in rest.stdout
+    assert "training diverged" in rest.stdout and "1 of 2 run(s) failed" in rest.stderr
+    result = json.loads((results / "tiny" / f"{run.name}.json").read_text())
+    assert result["resumed_after_epoch"] == stopped_after[1] and result["runs_side_by_side"] == 2 and result["cpu"]
+    assert result["command"] == f"OMP_NUM_THREADS=1 python train.py {good}" and result["parameters"] == 15_248
+    assert already_done(results / "tiny" / f"{run.name}.json", good.split())
+    stamp = (results / "tiny" / f"{run.name}.json").stat().st_mtime_ns
+    again = sweep(results, good)  # what is done is not run again
+    assert again.returncode == 0 and "tiny: 1 runs, 1 already done, 0 to run" in again.stdout, again.stdout
+    assert (results / "tiny" / f"{run.name}.json").stat().st_mtime_ns == stamp
