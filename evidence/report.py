@@ -512,15 +512,13 @@ def table_card(results: Path = RESULTS) -> str:
                 "reject": "`python -m evidence.experiments reject`",
                 "pairs": "`results/pairs.json` (its command: `python -m evidence.robustness --checkpoint ... "
                          "--rejector ...`)"}
-    lines = ["| figure (%) | shipped pair (seed 0) | seeds 0-4: mean ± std (lowest, highest) | command |",
-             "|---|---|---|---|"]
+    lines = ["| figure (%) | shipped pair (seed 0) | seeds 0-4, each | mean ± std | command |", "|---|---|---|---|---|"]
     for name, value, fmt, source in rows:
         values = [value(s) for s in sorted(answer)]
-        lines.append(f"| {name} | **{value(0):{fmt}}** | {statistics.mean(values):{fmt}} ± "
-                     f"{statistics.stdev(values):{fmt}} ({min(values):{fmt}}, {max(values):{fmt}}) | "
-                     f"{commands[source]} |")
-    lines.append(f"| photo set read right / refused | **{photos['accuracy']:.1f} / {photos['refused']:.1f}** | - | "
-                 f"`{photos['command']}` |")
+        lines.append(f"| {name} | **{value(0):{fmt}}** | {', '.join(f'{v:{fmt}}' for v in values)} | "
+                     f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):{fmt}} | {commands[source]} |")
+    lines.append(f"| photo set read right / refused | **{photos['accuracy']:.1f} / {photos['refused']:.1f}** | - | - "
+                 f"| `{photos['command']}` |")
     return "\n".join(lines)
 
 
