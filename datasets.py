@@ -266,9 +266,8 @@ class TensorLoader:
     """A DataLoader-like iterable over an MNIST dataset held in memory, augmenting whole batches on the fly.
 
     Augmentation (training only): rotation and zoom always; `stroke_prob` of the digits redrawn with another
-    pen; random shifts of up to `shift` px and elastic bends of up to `elastic`
-    px; Gaussian noise of up to `noise` (std, on [0, 1] pixels) on half the images; random erasing with
-    probability `erase`; and
+    pen; random shifts of up to `shift` px and elastic bends of up to `elastic` px; Gaussian noise of up to
+    `noise` (std, on [0, 1] pixels) on half the images; random erasing with probability `erase`; and
     `not_digits` x batch_size generated non-digits appended to each batch with label augment.NOT_A_DIGIT, a
     `not_digit_letters` share of them hand-written letters and signs and a `not_digit_printed` share printed ones;
     a `low_res` share of all of them shrunk and enlarged back.
