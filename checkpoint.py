@@ -46,8 +46,17 @@ def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, histo
         "config": cfg.to_dict(),
         "history": history,
     }
+    save_atomically(path, payload)
+
+
+def save_atomically(path: Path, payload: dict) -> None:
+    """torch.save `payload` so that a kill at any instant leaves either the old file or the new one readable: a
+    temporary file, flushed to disk, then renamed over the old one."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -93,15 +102,8 @@ def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT,
 
 
 def save_state(path: str | os.PathLike, state: dict) -> None:
-    """Write a run's training state (util.training_state) so that a kill at any instant leaves either the previous
-    state or this one readable: a temporary file, flushed to disk, then renamed over the old one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format": STATE_FORMAT, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write a run's training state (util.training_state), atomically."""
+    save_atomically(Path(path), {"format": STATE_FORMAT, **state})
 
 
 def load_state(path: str | os.PathLike) -> dict:

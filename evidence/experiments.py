@@ -40,13 +40,13 @@ from pathlib import Path
 from evidence.report import DOCS, RESULTS, ROOT, TABLES, render_docs
 from evidence.sweeps import (
     EVALUATED,
-    MACHINE_FIELDS,
     SEEDS,
     SWEEPS,
     already_done,
     comparable_config,
     flag_set_runs,
     run_flags,
+    same_config,
     sweep_runs,
     verdict_below,
 )
@@ -87,8 +87,7 @@ def resumable(run_dir: Path, flags: list[str]) -> bool:
         state = load_state(run_dir / STATE_FILE)
     except (OSError, ValueError):  # none yet, or damaged: the run starts over
         return False
-    config = {k: v for k, v in state["config"].items() if k not in MACHINE_FIELDS}
-    return config == comparable_config(flags) and state["epoch"] < config["epochs"]
+    return same_config(state["config"], flags) and state["epoch"] < state["config"]["epochs"]
 
 
 def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = False,

@@ -148,13 +148,20 @@ def comparable_config(flags: list[str]) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if k not in MACHINE_FIELDS}
 
 
+def same_config(recorded: dict, flags: list[str]) -> bool:
+    """Whether a run's recorded config is the one `flags` give today: fields it predates at what runs did then,
+    removed levers off, where and how fast it ran aside."""
+    stored = {k: v for k, v in {**BEFORE_FIELD, **recorded}.items() if k not in MACHINE_FIELDS}
+    if any(stored.pop(name, off) != off for name, off in REMOVED_FIELDS.items()):
+        return False  # it used a lever that no longer exists: not a run today's flags can make
+    return stored == comparable_config(flags)
+
+
 def already_done(path: Path, flags: list[str]) -> bool:
     """Whether `path` holds a finished run made with the config `flags` give today."""
     try:
         run = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    stored = {k: v for k, v in {**BEFORE_FIELD, **run.get("config", {})}.items() if k not in MACHINE_FIELDS}
-    if any(stored.pop(name, off) != off for name, off in REMOVED_FIELDS.items()):
-        return False  # it used a lever that no longer exists: not a run today's flags can make
-    return stored == comparable_config(flags) and len(run.get("history", {}).get("test_acc", [])) == stored["epochs"]
+    config = run.get("config", {})
+    return same_config(config, flags) and len(run.get("history", {}).get("test_acc", [])) == config["epochs"]
