@@ -27,11 +27,9 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint  # noqa: E402
+from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, OWN_REJECT_BELOW, REJECT_BELOW, load_checkpoint  # noqa: E402
 from predict import (  # noqa: E402
-    NOT_A_DIGIT,
-    OWN_REJECT_BELOW,
-    REJECT_BELOW,
+    NOT_A_DIGIT_TEXT,
     ImageError,
     add_rejector_argument,
     load_rejector,
@@ -100,7 +98,7 @@ def verdict(prediction) -> str:
         else:
             basis = (f"the rejection model's certainty that this is one digit is {prediction.verdict_probability:.0%}, "
                      f"under the {REJECT_BELOW:.0%} it needs")
-        return (f"**{NOT_A_DIGIT.capitalize()}**: {basis}. If it is a digit at all, the best guess is "
+        return (f"**{NOT_A_DIGIT_TEXT.capitalize()}**: {basis}. If it is a digit at all, the best guess is "
                 f"{prediction.digit}. Draw one digit, larger or clearer.")
     return f"**{prediction.digit}** ({prediction.probability:.1%})"
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pens import DIGIT_BOX, IMAGE_SIZE, PEN_RES, centre_lines, frame_digits, redraw_strokes
 
 SIZE = 28
-NOT_A_DIGIT = -100  # the label of a generated non-digit: F.nll_loss ignores it, the recipe's loss uses it
+NOT_A_DIGIT_LABEL = -100  # the label of a generated non-digit: F.nll_loss ignores it, the recipe's loss uses it
 ELASTIC_GRID = 4  # the random displacement field is drawn on a 4x4 grid and smoothly upsampled: stroke-scale bends
 
 

@@ -1,11 +1,11 @@
-"""Save and load trained weights (weights-only files that say what rebuilds them), and a run's resumable training
-state. No training code here.
-
-Inference (predict.py, app.py, export.py) imports this and model.py only.
+"""Save and load trained weights (weights-only files that say what rebuilds them) and a run's resumable training
+state, every file written atomically; the shipped models and the threshold of their "not a digit" verdict.
+No training code here.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -18,11 +18,23 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "s6.pt"  
 # The shipped rejection model: a second Net trained with many generated non-digits, whose top probability decides
 # "not a digit / not sure" while the model above names the digit (docs/robustness.md).
 DEFAULT_REJECTOR = DEFAULT_CHECKPOINT.with_name("s6-reject.pt")
+# Below these top probabilities the answer is "not a digit / not sure": the rejection model's, and without one the
+# answering model's own. Each is the largest candidate that refuses at most 1% of held-out training digits on its
+# model's screening runs (docs/robustness.md), never chosen on the test digits or the non-digit evaluation set: a
+# wider model is surer of digits, so its threshold sits higher.
+REJECT_BELOW = 0.6
+OWN_REJECT_BELOW = 0.5
 FORMAT = 1  # the layout of the saved dict; a file of another format is refused on load
-STATE_FILE = "state.pt"  # in a run's folder: what `train.py --resume` continues from (util.training_state)
+STATE_FILE = "state.pt"  # in a run's folder: what `train.py --resume` continues from (training.training_state)
 STATE_FORMAT = 1
 STATE_KEYS = ("epoch", "history", "config", "model", "ema", "optimizer", "scheduler", "loader_rng", "torch_rng",
               "python_rng", "cuda_rng")
+
+
+def is_digit(top_probability: float | torch.Tensor, below: float):
+    """Whether a top probability is high enough to name a digit (works on a tensor of them too): `below` is
+    REJECT_BELOW for a rejection model's, OWN_REJECT_BELOW for the answering model's own."""
+    return top_probability >= below
 
 
 def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
@@ -46,15 +58,24 @@ def save_checkpoint(path: str | os.PathLike, model: Net, cfg: TrainConfig, histo
         "config": cfg.to_dict(),
         "history": history,
     }
-    save_atomically(path, payload)
+    write_atomically(path, torch_bytes(payload))
 
 
-def save_atomically(path: Path, payload: dict) -> None:
-    """torch.save `payload` so that a kill at any instant leaves either the old file or the new one readable: a
-    temporary file, flushed to disk, then renamed over the old one."""
+def torch_bytes(payload: dict) -> bytes:
+    """What torch.save writes for `payload`."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def write_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that a kill at any instant leaves either the old file or the new one whole: a
+    temporary file beside it, flushed to disk, then renamed over it. Checkpoints, states, results and caches."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        torch.save(payload, f)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -102,8 +123,8 @@ def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT,
 
 
 def save_state(path: str | os.PathLike, state: dict) -> None:
-    """Write a run's training state (util.training_state), atomically."""
-    save_atomically(Path(path), {"format": STATE_FORMAT, **state})
+    """Write a run's training state (training.training_state), atomically."""
+    write_atomically(path, torch_bytes({"format": STATE_FORMAT, **state}))
 
 
 def load_state(path: str | os.PathLike) -> dict:

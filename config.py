@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import math
 import os
+import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,15 +20,18 @@ from model import DEFAULT_INPUT_NORM, DEFAULT_SIZE, INPUT_NORMS, SIZES
 
 PIPELINES = ("fast", "torchvision")
 PRECISIONS = ("float32", "tf32", "bfloat16")
-# The levers that exist in the fast pipeline only (its batched augmentations)
-FAST_ONLY = ("stroke_prob", "shift", "elastic", "noise", "erase", "not_digits", "not_digit_letters",
-             "not_digit_printed", "not_digit_curves", "low_res", "digit_printed")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
-def lever(default, help: str):
-    """A recipe field whose `help` (unit and reason) is shown by `train.py --help`."""
-    return field(default=default, metadata={"help": help})
+def lever(default, help: str, augmentation: bool = False):
+    """A recipe field whose `help` (unit and reason) is shown by `train.py --help`; `augmentation` marks the fast
+    pipeline's batch augmentations (AUGMENTATION): the loader reads them from the config, load_data by name."""
+    return field(default=default, metadata={"help": help, "augmentation": augmentation})
+
+
+def augmentation(default: float, help: str):
+    """A lever of the fast pipeline's batch augmentation: off (0) in load_data unless given."""
+    return lever(default, help, augmentation=True)
 
 
 @dataclass
@@ -46,34 +50,37 @@ class TrainConfig:
     ema_decay: float = lever(0.999, "per-step decay of the weight average that is tested and saved (a horizon "
                                     "of ~1000 steps, ~2 epochs); 0 = test the raw weights")
     label_smoothing: float = lever(0.0, "share of the target spread over all classes; 0 = plain NLL")
-    stroke_prob: float = lever(0.1, "share of training digits redrawn along their centre line with a pen of "
-                                    "random width (fast pipeline only): people's pens are not MNIST's")
-    shift: float = lever(1.0, "random shifts of up to this many pixels along each axis (fast pipeline): digits are "
-                              "not always centred")
-    elastic: float = lever(1.0, "elastic bends of up to about this many pixels (Simard et al. 2003; fast pipeline)")
-    noise: float = lever(0.15, "additive Gaussian noise of a random std up to this (pixels in [0, 1]) on half the "
-                              "images (fast pipeline): sensors and scans are noisy")
-    erase: float = lever(0.05, "share of images with a random rectangle erased to black, white or noise (fast "
-                               "pipeline): parts of real digits are hidden or smudged; more costs small printed "
-                               "digits (docs/robustness.md)")
-    not_digits: float = lever(0.0, "generated non-digits (scribbles, blobs, symbols, two digits) added per batch, as "
-                                   "a share of the batch size (fast pipeline): teaches the model to say 'not a digit'; "
-                                   "costs clean accuracy: off by default, on in the rejection model "
-                                   "(evidence.sweeps.REJECT)")
-    not_digit_letters: float = lever(0.0, "share of the generated non-digits that are hand-written letters and "
-                                          "signs (augment.SKELETONS, part of the alphabet): people send letters too")
-    not_digit_printed: float = lever(0.0, "share of the generated non-digits that are printed letters and signs "
-                                          "(augment.FONT_CHARS in matplotlib's STIX and Computer Modern faces, half "
-                                          "redrawn with a pen): people photograph print too")
-    not_digit_curves: float = lever(0.0, "share of the generated scribbles drawn as smooth curves through their "
-                                         "points, not polylines: a pen loops without corners (on in the "
-                                         "rejection model, evidence.sweeps.REJECT)")
-    low_res: float = lever(0.0, "share of training images, digits and non-digits alike, shrunk to 10-20 px and "
-                                "enlarged back (fast pipeline): soft low-resolution ink must not be what tells a "
-                                "non-digit apart (on in the rejection model, evidence.sweeps.REJECT)")
-    digit_printed: float = lever(0.0, "share of training digits replaced by the same digit printed in a training "
-                                      "face (augment.printed_digits, half redrawn with a pen): print and careful "
-                                      "hands make shapes MNIST's writers rarely did, a 1 with a flag and a base")
+    stroke_prob: float = augmentation(0.1, "share of training digits redrawn along their centre line with a pen of "
+                                           "random width (fast pipeline only): people's pens are not MNIST's")
+    shift: float = augmentation(1.0, "random shifts of up to this many pixels along each axis (fast pipeline): digits "
+                                     "are not always centred")
+    elastic: float = augmentation(1.0, "elastic bends of up to about this many pixels (Simard et al. 2003; fast "
+                                       "pipeline)")
+    noise: float = augmentation(0.15, "additive Gaussian noise of a random std up to this (pixels in [0, 1]) on half "
+                                      "the images (fast pipeline): sensors and scans are noisy")
+    erase: float = augmentation(0.05, "share of images with a random rectangle erased to black, white or noise (fast "
+                                      "pipeline): parts of real digits are hidden or smudged; more costs small "
+                                      "printed digits (docs/robustness.md)")
+    not_digits: float = augmentation(0.0, "generated non-digits (scribbles, blobs, symbols, two digits) added per "
+                                          "batch, as a share of the batch size (fast pipeline): teaches the model to "
+                                          "say 'not a digit'; costs clean accuracy: off by default, on in the "
+                                          "rejection model (evidence.sweeps.REJECT)")
+    not_digit_letters: float = augmentation(0.0, "share of the generated non-digits that are hand-written letters and "
+                                                 "signs (augment.SKELETONS, part of the alphabet): people send "
+                                                 "letters too")
+    not_digit_printed: float = augmentation(0.0, "share of the generated non-digits that are printed letters and "
+                                                 "signs (augment.FONT_CHARS in matplotlib's STIX and Computer Modern "
+                                                 "faces, half redrawn with a pen): people photograph print too")
+    not_digit_curves: float = augmentation(0.0, "share of the generated scribbles drawn as smooth curves through "
+                                                "their points, not polylines: a pen loops without corners (on in the "
+                                                "rejection model, evidence.sweeps.REJECT)")
+    low_res: float = augmentation(0.0, "share of training images, digits and non-digits alike, shrunk to 10-20 px and "
+                                       "enlarged back (fast pipeline): soft low-resolution ink must not be what tells "
+                                       "a non-digit apart (on in the rejection model, evidence.sweeps.REJECT)")
+    digit_printed: float = augmentation(0.0, "share of training digits replaced by the same digit printed in a "
+                                             "training face (augment.printed_digits, half redrawn with a pen): print "
+                                             "and careful hands make shapes MNIST's writers rarely did, a 1 with a "
+                                             "flag and a base")
     not_digit_weight: float = lever(0.5, "weight of the loss that spreads the model's probability evenly over the "
                                          "classes for a non-digit (outlier exposure, Hendrycks et al. 2019)")
     input_norm: str = lever(DEFAULT_INPUT_NORM, "per-image input normalisation inside the model: none, or minmax "
@@ -98,19 +105,25 @@ class TrainConfig:
             problem = check(f.name, getattr(self, f.name))
             if problem:
                 raise ConfigError(f.name, problem)
-        for name in FAST_ONLY:
+        for name in AUGMENTATION:
             if getattr(self, name) and self.pipeline != "fast":
                 raise ConfigError(name, f"must be 0 with pipeline {self.pipeline!r} (it exists in the fast pipeline "
                                         f"only), got {getattr(self, name)}")
+        if self.holdout and self.subset is not None and self.holdout >= self.subset:
+            raise ConfigError("holdout", f"must leave training images, got {self.holdout} of subset {self.subset}")
 
     def loader_args(self) -> dict:
         """load_data's keyword arguments for this recipe: `load_data(**cfg.loader_args(), device=device)`."""
-        names = ("batch_size", "data_dir", "seed", "pipeline", "test_batch_size", "subset", "holdout", *FAST_ONLY)
+        names = ("batch_size", "data_dir", "seed", "pipeline", "test_batch_size", "subset", "holdout", *AUGMENTATION)
         return {name: getattr(self, name) for name in names}
 
     def to_dict(self) -> dict:
         """The config as a plain dict (stored in checkpoints and histories)."""
         return dataclasses.asdict(self)
+
+
+# The fast pipeline's batch augmentations, in field order: the fields declared with `augmentation(...)` above.
+AUGMENTATION = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["augmentation"])
 
 
 class ConfigError(ValueError):
@@ -210,6 +223,12 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     """The TrainConfig for parsed flags (unset ones keep their default); a bad value is parser.error()."""
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if given.get("pipeline", "fast") != "fast":  # the augmentations it lacks are off unless asked for
+        off = [name for name in AUGMENTATION if name not in given and getattr(TrainConfig(), name)]
+        given.update(dict.fromkeys(off, 0.0))
+        if off:
+            print(f"note: --pipeline {given['pipeline']} has only the original augmentation, so "
+                  f"{', '.join(flag(name) for name in off)} are 0 for this run", file=sys.stderr)
     try:
         return TrainConfig(**given)
     except ConfigError as exc:

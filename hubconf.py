@@ -21,7 +21,7 @@ def s6(pretrained: bool = True):
     """The digit reader: `Net("15k")` (15,248 parameters) trained with the default recipe, seed 0
     (checkpoints/s6.pt), in eval mode on the CPU.
 
-    Input: a float tensor (N, 1, 28, 28) of normalised images, as `datasets.normalize` makes them from [0, 1]
+    Input: a float tensor (N, 1, 28, 28) of normalised images, as `model.normalize` makes them from [0, 1]
     pixels: white ink on black, the digit framed as MNIST frames it (`predict.preprocess` does all of this for a
     photo or a drawing). Output: log-probabilities (N, 10); `.argmax(1)` is the digit.
     Figures: 99.51% of the 10,000 MNIST test digits; 95.5% on MNIST-C's 15 corruptions (worst: canny edges,
@@ -34,9 +34,9 @@ def s6(pretrained: bool = True):
 def s6_reject(pretrained: bool = True):
     """The rejection model: `Net("60k")` (59,872 parameters) trained with generated non-digits (the rejection
     recipe, seed 0; checkpoints/s6-reject.pt), in eval mode on the CPU. Its answers are not shown; its top
-    probability is the verdict: under 0.6 (`predict.REJECT_BELOW`) means "not a digit / not sure".
+    probability is the verdict: under 0.6 (`checkpoint.REJECT_BELOW`) means "not a digit / not sure".
 
-    Input: as `s6`, normalised (N, 1, 28, 28) images (`datasets.normalize`). Output: log-probabilities (N, 10).
+    Input: as `s6`, normalised (N, 1, 28, 28) images (`model.normalize`). Output: log-probabilities (N, 10).
     Figures: it refuses 89.1% of the not-a-digit set and 0.87% of the 10,000 MNIST test digits; its own answers
     (never shown) read 99.59% of them.
     `pretrained=False`: the untrained network of that size.

@@ -19,22 +19,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, load_checkpoint
-from datasets import normalize
-from model import Net, device_of
+from checkpoint import DEFAULT_CHECKPOINT, DEFAULT_REJECTOR, OWN_REJECT_BELOW, REJECT_BELOW, is_digit, load_checkpoint
+from model import Net, device_of, normalize, probabilities
 from pens import DIGIT_BOX, PEN_RES, frame_digits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MEDIAN_MIN_SIDE = 64  # px: speckle is filtered out of larger images only (see preprocess)
 INK_THRESHOLD = 0.25  # after contrast stretching, fainter pixels are paper texture or noise
 MIN_CONTRAST = 0.15  # ink must differ from paper by this much (0..1) or the image counts as blank
-# Below these top probabilities the answer is "not a digit / not sure": the rejection model's, and without one
-# (--rejector none) the answering model's own. Each is the largest candidate that refuses at most 1% of held-out
-# training digits on its model's screening runs (docs/robustness.md), never chosen on the test digits or the
-# non-digit evaluation set: a wider model is surer of digits, so its threshold sits higher.
-REJECT_BELOW = 0.6
-OWN_REJECT_BELOW = 0.5
-NOT_A_DIGIT = "not a digit / not sure"
+NOT_A_DIGIT_TEXT = "not a digit / not sure"  # the verdict under checkpoint.REJECT_BELOW (OWN_REJECT_BELOW alone)
 
 
 class ImageError(ValueError):
@@ -70,19 +63,13 @@ class Prediction:
     @property
     def verdict(self) -> str:
         """The digit as text, or "not a digit / not sure"."""
-        return str(self.digit) if self.is_digit else NOT_A_DIGIT
+        return str(self.digit) if self.is_digit else NOT_A_DIGIT_TEXT
 
     def to_dict(self) -> dict:
         """JSON-ready form (without the image)."""
         return {"path": self.path, "verdict": self.verdict, "is_digit": self.is_digit, "digit": self.digit,
                 "probability": round(self.probability, 4), "top3": [[d, round(p, 4)] for d, p in self.top3],
                 "verdict_probability": None if self.verdict_probability is None else round(self.verdict_probability, 4)}
-
-
-def is_digit(top_probability: float | torch.Tensor, below: float):
-    """Whether a top probability is high enough to name a digit (works on a tensor of them too): `below` is
-    REJECT_BELOW for a rejection model's, OWN_REJECT_BELOW for the answering model's own."""
-    return top_probability >= below
 
 
 def open_image(source: str | os.PathLike | Image.Image) -> Image.Image:
@@ -156,16 +143,18 @@ def predict_image(
     rejector: Net | None = None,
 ) -> Prediction:
     """Preprocess one image, classify it with `model` and, with a `rejector`, let that model's top probability
-    decide whether it is a digit at all -> Prediction. Each model reads the image on its own device (`device`
-    overrides the answering model's)."""
+    decide whether it is a digit at all -> Prediction. Each model reads the image on its own device (`device`, if
+    given, must be the answering model's)."""
     image = preprocess(source)
     x = normalize(image)[None, None]
-    model.eval()
-    probs = model(x.to(device or device_of(model))).exp()[0].cpu()
+    if device is not None and torch.device(device).type != device_of(model).type:
+        raise ValueError(f"predict_image() reads the image on the model's own device, {device_of(model)}, not "
+                         f"{device}: move the model with model.to({str(device)!r}) or leave device out")
+    probs = probabilities(model, x)[0]
     top = probs.topk(3)
     top3 = [(int(d), float(p)) for p, d in zip(top.values, top.indices)]
     name = "image" if isinstance(source, Image.Image) else str(source)
-    verdict_probability = None if rejector is None else float(rejector.eval()(x.to(device_of(rejector))).exp().amax())
+    verdict_probability = None if rejector is None else float(probabilities(rejector, x).amax())
     return Prediction(name, top3[0][0], top3[0][1], top3, image, verdict_probability)
 
 
@@ -238,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r.to_dict()))
         else:
             alternatives = ", ".join(f"{d} {p:.1%}" for d, p in r.top3)
-            answer = f"{r.digit} ({r.probability:.1%})" if r.is_digit else f"{NOT_A_DIGIT} (best guess {r.digit}, " \
-                                                                          f"{r.probability:.1%})"
+            answer = (f"{r.digit} ({r.probability:.1%})" if r.is_digit
+                      else f"{NOT_A_DIGIT_TEXT} (best guess {r.digit}, {r.probability:.1%})")
             print(f"{f}: {answer}  top 3: {alternatives}")
     if failed:
         print(f"{failed} of {len(files)} input(s) could not be predicted", file=sys.stderr)

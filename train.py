@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import signal
 import sys
@@ -22,26 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from checkpoint import STATE_FILE, load_checkpoint, load_state, save_checkpoint, save_state
-from config import FAST_ONLY, TrainConfig, add_config_arguments, config_from_args, flag
+from config import TrainConfig, add_config_arguments, config_from_args, flag
 from datasets import CorruptMNISTError, MNISTNotFoundError, ensure_mnist
-from model import Net, count_parameters
-from util import (
-    DivergedError,
-    build,
-    confusion_matrix,
-    describe_threads,
-    fit,
-    get_device,
-    plot_acc_loss,
-    plot_confusion,
-    plot_misclassified,
-    predictions,
-    process_age,
-    thread_policy,
-)
+from model import Net, count_parameters, probabilities
+from plots import confusion_matrix, plot_confusion, plot_misclassified
+from threads import describe_threads, thread_policy
+from training import build, fit
+from util import DivergedError, get_device, plot_acc_loss
 
 RUNS = Path("runs")
 RUN_FILES = ("checkpoint.pt", "history.json")  # a folder holding either is an earlier run
@@ -62,13 +51,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         if given:
             p.error(f"--resume continues a run with its own config: drop {' '.join(given)}")
         return TrainConfig(), a  # the run's own config is read from its state by main()
-    if a.pipeline not in (None, "fast"):
-        off = [name for name in FAST_ONLY if getattr(a, name) is None and getattr(TrainConfig(), name)]
-        for name in off:
-            setattr(a, name, 0.0)
-        if off:
-            print(f"note: --pipeline {a.pipeline} has only the original augmentation, so "
-                  f"{', '.join(flag(name) for name in off)} are 0 for this run", file=sys.stderr)
     return config_from_args(p, a), a
 
 
@@ -94,12 +76,13 @@ def output_folder(out: Path | None, cfg: TrainConfig, force: bool) -> tuple[Path
     return out, created
 
 
-def write_reports(out: Path, model: Net, run: dict, test_loader, device: torch.device) -> None:
+def write_reports(out: Path, model: Net, run: dict, test_loader) -> None:
     """history.json and the figures for a finished (or interrupted) run."""
     (out / "history.json").write_text(json.dumps(run, indent=1, allow_nan=False) + "\n")
     h = run["history"]
     plot_acc_loss(h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"]).savefig(out / "curves.png", dpi=80)
-    images, labels, probs = predictions(model, device, test_loader)
+    images, labels = test_loader.dataset.inputs()
+    probs = probabilities(model, images)
     plot_confusion(confusion_matrix(probs.argmax(1), labels)).savefig(out / "confusion.png", dpi=80)
     plot_misclassified(images, labels, probs).savefig(out / "errors.png", dpi=80)
 
@@ -112,6 +95,17 @@ class Stopped(KeyboardInterrupt):
 
 def stop_on_sigterm(signum, frame) -> None:
     raise Stopped()
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: from /proc, so the interpreter's start counts too)."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return time.process_time()  # elsewhere: CPU time so far, close to it for a fresh process
 
 
 def run_training(cfg: TrainConfig, out: Path, resume: dict | None = None) -> float:
@@ -166,7 +160,7 @@ def run_training(cfg: TrainConfig, out: Path, resume: dict | None = None) -> flo
         "resumed_after_epoch": None if resume is None else resume["epoch"],
         "history": history,
     }
-    write_reports(out, tested, run, test_loader, device)
+    write_reports(out, tested, run, test_loader)
     print(f"final test accuracy {history['test_acc'][-1]:.2f}% | {run['wall_seconds']:.1f}s | "
           f"peak RSS {run['peak_rss_mb']:.0f} MB | wrote {out}/")
     if exit_code:

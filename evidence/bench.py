@@ -133,6 +133,7 @@ def stage_policy(mode: str, data_dir: str | None, batch_size: int) -> dict:
     """Training images/s through util.train with `mode` threads: "1", "2", or "auto" (the default policy)."""
     from datasets import load_data
     from model import Net
+    from threads import FollowFreeCores
     from util import set_seed, train
 
     set_seed(0)
@@ -141,9 +142,9 @@ def stage_policy(mode: str, data_dir: str | None, batch_size: int) -> dict:
     warm, _ = load_data(batch_size, data_dir, subset=10 * batch_size)
     model = Net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    train(model, "cpu", warm, optimizer, threads=threads, progress=False)
+    train(model, "cpu", FollowFreeCores(warm, threads), optimizer, progress=False)
     start = time.perf_counter()
-    train(model, "cpu", loader, optimizer, threads=threads, progress=False)
+    train(model, "cpu", FollowFreeCores(loader, threads), optimizer, progress=False)
     seconds = time.perf_counter() - start
     return {"stage": f"threads-{mode}", "images_per_s": round(len(loader.dataset) / seconds, 1),
             "threads_at_end": torch.get_num_threads()}
@@ -337,7 +338,7 @@ PARTS = ("throughput", "threads", "startup", "app")
 def main(argv: list[str] | None = None) -> dict:
     """Run the measurements, print them, write results/bench.json; return the result dict."""
     from config import TrainConfig
-    from util import cpu_name
+    from threads import cpu_name
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None, help="MNIST root (default: $MNIST_DATA_DIR, else ./data)")

@@ -105,7 +105,7 @@ def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = Fa
     import torch
 
     from model import Net, training_flops_per_image
-    from util import cpu_name
+    from threads import cpu_name
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,14 +140,6 @@ def train_run(flags: list[str], data_dir: str | None = None, evaluate: bool = Fa
     return run, checkpoint
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def start_ray(address: str | None, workers: int | None):
     """Connect to the cluster at `address`, else start a quiet local instance with `workers` CPUs (default: all)."""
     import ray
@@ -167,10 +159,19 @@ def start_ray(address: str | None, workers: int | None):
     return ray
 
 
+def write_json(path: Path, data: dict) -> None:
+    """A result file, written atomically."""
+    from checkpoint import write_atomically
+
+    write_atomically(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
 def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, address: str | None = None,
               workers: int | None = None, rerun: bool = False, data_dir: str | None = None) -> int:
     """Run what is not yet done of `runs` on Ray, writing results/<group>/<name>.json as each ends -> failures."""
     from tqdm.auto import tqdm
+
+    from checkpoint import write_atomically
 
     folder = results / group
     todo = {n: f for n, f in runs.items() if rerun or not already_done(folder / f"{n}.json", f)}
@@ -197,7 +198,7 @@ def run_sweep(group: str, runs: dict[str, list[str]], results: Path = RESULTS, a
             else:
                 run["runs_side_by_side"] = int(ray.cluster_resources().get("CPU", 1))
                 write_atomically(run_folders(results) / group / name / "checkpoint.pt", checkpoint)
-                write_atomically(folder / f"{name}.json", (json.dumps(run, indent=1) + "\n").encode())
+                write_json(folder / f"{name}.json", run)
                 h = run["history"]
                 bar.write(f"{group}/{name}: final {h['test_acc'][-1]:.2f}% (last 3: {h['test_acc'][-3:]}) "
                           f"| training {run['wall_seconds']:.0f}s on {run['node']}")
@@ -238,11 +239,11 @@ def measure_scale(rounds: int = 2, workers=(1, 2)) -> dict:
                 wall = time.perf_counter() - start
                 per_run = [json.loads(f.read_text())["process_wall_seconds"] for f in Path(tmp, "scale").glob("*.json")]
             timings[str(w)].append({"sweep_seconds": round(wall, 1), "run_seconds": per_run})
-    from util import cpu_name
+    from threads import cpu_name
 
     result = {"runs": SCALE_RUNS, "cpu": cpu_name(), "cores": os.cpu_count(), "rounds": rounds, "by_workers": timings,
               "command": "python -m evidence.experiments scale"}
-    write_atomically(RESULTS / "scale.json", (json.dumps(result, indent=1) + "\n").encode())
+    write_json(RESULTS / "scale.json", result)
     return result
 
 
@@ -272,7 +273,7 @@ def evaluate_group(group: str, results: Path = RESULTS, data_dir: str | None = N
             run["robustness"]["validation"] = robustness.validation(model, holdout, data_dir, below)
         else:
             run["robustness"] = robustness.evaluate(model, holdout, data_dir, below)
-        write_atomically(path, (json.dumps(run, indent=1) + "\n").encode())
+        write_json(path, run)
         print(f"{group}/{path.stem}: evaluated", flush=True)
         added += 1
     return added
@@ -289,7 +290,8 @@ def examples_run(seed: int, data_dir: str | None = None) -> dict:
     from datasets import load_data
     from evidence import robustness
     from evidence.bench import ExamplesNet
-    from util import cpu_name, set_seed, test
+    from threads import cpu_name
+    from util import set_seed, test
 
     torch.set_num_threads(1)
     set_seed(seed)
@@ -323,7 +325,7 @@ def run_examples(seeds, results: Path = RESULTS, address=None, workers=None, dat
     task = ray.remote(num_cpus=1, max_retries=0)(examples_run)
     for seed, ref in [(s, task.remote(s, data_dir)) for s in todo]:
         run = ray.get(ref)
-        write_atomically(results / "examples" / f"seed{seed}.json", (json.dumps(run, indent=1) + "\n").encode())
+        write_json(results / "examples" / f"seed{seed}.json", run)
         print(f"examples/seed{seed}: final {run['history']['test_acc'][-1]:.2f}%", flush=True)
     return 0
 

@@ -62,7 +62,8 @@ def two_runs(tmp: Path) -> dict:
 
 def syncs_per_step() -> dict:
     from config import TrainConfig
-    from util import apply_precision, build, make_ema, make_optimizer, train, training_criterion
+    from training import apply_precision, build, make_ema, make_optimizer, training_criterion
+    from util import train
 
     cfg = TrainConfig(**SYNC_CHECK)
     device = torch.device("cuda")

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -299,7 +297,7 @@ def corrupt(images: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
 
 def mnist_c(images: np.ndarray, seed: int = 0, names=CORRUPTIONS, progress: bool = True) -> dict[str, np.ndarray]:
     """{corruption: (N, 28, 28) uint8} for the test digits, generated once and kept in the cache folder."""
-    from datasets import cache_dir
+    from loader import cache_dir, keep_array
 
     key = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:12]
     folder = cache_dir() / f"mnist-c-v{VERSION}-{key}-seed{seed}"
@@ -315,30 +313,18 @@ def mnist_c(images: np.ndarray, seed: int = 0, names=CORRUPTIONS, progress: bool
         if progress:
             print(f"generating MNIST-C {name} for {len(images):,} digits (once; kept in {folder})", flush=True)
         out[name] = corrupt(images, name, seed)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp.npy")
-            np.save(tmp, out[name])
-            os.replace(tmp, path)
-        except OSError as exc:
-            print(f"note: could not keep {path} ({exc.strerror})", file=sys.stderr)
+        keep_array(path, out[name])
     return out
 
 
-@torch.no_grad()
-def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 2000) -> float:
+def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy (%) of `model` (on its own device) on uint8 digits fed as MNIST-C defines: /255, normalised,
     nothing else."""
-    from datasets import normalize
-    from model import device_of
+    from model import normalize, probabilities
 
-    model.eval()
-    x = torch.from_numpy(images).float().div_(255).unsqueeze(1)
+    x = normalize(torch.from_numpy(images).float().div_(255).unsqueeze(1))
     y = torch.from_numpy(np.asarray(labels))
-    device = device_of(model)
-    correct = sum(int((model(normalize(x[i : i + batch]).to(device)).argmax(1).cpu() == y[i : i + batch]).sum())
-                  for i in range(0, len(x), batch))
-    return 100.0 * correct / len(x)
+    return 100.0 * int((probabilities(model, x).argmax(1) == y).sum()) / len(x)
 
 
 def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:

@@ -9,7 +9,7 @@ No training or tuning decision sees this set: training's non-digits (augment.not
 generators (its hand-written letters from stroke skeletons of part of the alphabet, `unseen_glyphs_refused`
 counting the font letters and signs outside that part; its printed ones from other typefaces, matplotlib's STIX
 and Computer Modern, and without some characters, `never_trained_glyphs_refused` counting the glyphs of those),
-and the verdict thresholds (predict.REJECT_BELOW, OWN_REJECT_BELOW) are chosen on held-out training digits and
+and the verdict thresholds (checkpoint.REJECT_BELOW, OWN_REJECT_BELOW) are chosen on held-out training digits and
 generated or validation-face non-digits.
 `python -m evidence.robustness --checkpoint PATH` prints a model's refusal rates with its other figures.
 """
@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import augment
-from datasets import normalize
+from model import normalize, probabilities
 from pens import centre_lines, frame_digits, redraw_strokes
 
 LETTERS = "ACDEFHJKLMNPQRTUVWXYacdefhkmnprtuvwxy"  # no O o I i l j S s Z z B b G g q: digits in some hands
@@ -122,22 +122,15 @@ def evaluation_set(test_images: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-@torch.no_grad()
-def top_probability(model: torch.nn.Module, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
-    """The model's top class probability for each image of (N, 1, 28, 28) in [0, 1] (read on the model's device,
-    returned on the CPU)."""
-    from model import device_of
-
-    model.eval()
-    device = device_of(model)
-    return torch.cat([model(normalize(x[i : i + batch]).to(device)).exp().amax(1).cpu()
-                      for i in range(0, len(x), batch)])
+def top_probability(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's top class probability for each image of (N, 1, 28, 28) in [0, 1] (on the CPU)."""
+    return probabilities(model, normalize(x)).amax(1)
 
 
 def refusal_rates(model: torch.nn.Module, test_images: torch.Tensor, below: float) -> dict:
     """% refused ("not a digit / not sure": `model`'s top probability under `below`) per non-digit kind and
     overall, and % of MNIST test digits refused."""
-    from predict import is_digit
+    from checkpoint import is_digit
 
     top = {kind: top_probability(model, x) for kind, x in evaluation_set(test_images).items()}
     per = {kind: 100.0 * float((~is_digit(p, below)).float().mean()) for kind, p in top.items()}

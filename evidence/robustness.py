@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 import augment
-from datasets import mnist_split, normalize, validation_digits
+from checkpoint import OWN_REJECT_BELOW, REJECT_BELOW, is_digit
+from datasets import mnist_split, validation_digits
 from evidence import mnist_c, nondigits
-from model import device_of
-from predict import OWN_REJECT_BELOW, REJECT_BELOW, is_digit
+from model import normalize, probabilities
 
 VALIDATION_NOT_DIGITS = 1000
 VALIDATION_SEED = 99  # the validation draws' own seed, apart from any run's
@@ -201,13 +201,11 @@ def digit_variants(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, l
 def read_right(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                rejector: torch.nn.Module | None = None, below: float | None = None) -> torch.Tensor:
     """Which images (N, 1, 28, 28) in [0, 1] `model` names right and the verdict (`rejector`'s top probability, or
-    the model's own, at least `below`: by default predict.REJECT_BELOW with a rejector, else OWN_REJECT_BELOW)
+    the model's own, at least `below`: by default checkpoint.REJECT_BELOW with a rejector, else OWN_REJECT_BELOW)
     calls a digit."""
     if below is None:
         below = OWN_REJECT_BELOW if rejector is None else REJECT_BELOW
-    model.eval()
-    device = device_of(model)
-    answer = torch.cat([model(normalize(x[i : i + 1000]).to(device)).argmax(1).cpu() for i in range(0, len(x), 1000)])
+    answer = probabilities(model, normalize(x)).argmax(1)
     return (answer == y) & is_digit(nondigits.top_probability(model if rejector is None else rejector, x), below)
 
 
@@ -262,7 +260,7 @@ def evaluate(model: torch.nn.Module, holdout: int = 0, data_dir=None, below: flo
 
 
 def evaluate_pair(model: torch.nn.Module, rejector: torch.nn.Module, data_dir=None) -> dict:
-    """The figures that change when `rejector`'s top probability (under predict.REJECT_BELOW) gives the verdict on
+    """The figures that change when `rejector`'s top probability (under checkpoint.REJECT_BELOW) gives the verdict on
     `model`'s answers: the not-a-digit set and test digits refused (the rejector's alone), printed and hand-drawn
     variant digits (both)."""
     test = mnist_split(False, data_dir, download=False)

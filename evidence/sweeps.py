@@ -124,8 +124,8 @@ def run_flags(run: dict) -> list[str]:
 
 def verdict_below(flags: list[str]) -> float:
     """The top probability under which a run's own verdict is "not a digit": runs of the 60k rejection recipe (the
-    shipped one adds flags to it) at predict.REJECT_BELOW, every other run at the answering model's own."""
-    from predict import OWN_REJECT_BELOW, REJECT_BELOW
+    shipped one adds flags to it) at checkpoint.REJECT_BELOW, every other run at the answering model's own."""
+    from checkpoint import OWN_REJECT_BELOW, REJECT_BELOW
 
     return REJECT_BELOW if flags[: len(REJECT_60K)] == REJECT_60K else OWN_REJECT_BELOW
 

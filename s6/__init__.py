@@ -14,12 +14,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("pens", "augment", "model", "config", "datasets", "checkpoint", "util", "predict")  # in order
+# in import order: each imports only those before it
+MODULES = ("pens", "augment", "model", "config", "checkpoint", "loader", "datasets", "util", "threads", "training",
+           "plots", "predict")
 
 
 def _load_modules() -> None:
-    # Each module imports its siblings by their plain names at its top. While they load, those names point at
-    # this package's copies; afterwards sys.modules is restored, so a foreign `datasets` stays what it was.
+    # Each module imports its siblings by their plain names at its top (`from datasets import ...`), as the course's
+    # files do, and Python looks those names up in sys.modules. While they load, those names point at this
+    # package's copies; afterwards sys.modules is restored, so a foreign `datasets` stays what it was. This is the
+    # one place that does it (docs/training.md: why).
     saved = {name: sys.modules.get(name) for name in MODULES}
     try:
         for name in MODULES:
@@ -41,6 +45,7 @@ _load_modules()
 load_data = datasets.load_data  # noqa: F821  (bound by _load_modules)
 Net, model_summary = model.Net, model.model_summary  # noqa: F821
 TrainConfig = config.TrainConfig  # noqa: F821
-train, test, fit, get_device, plot_acc_loss = util.train, util.test, util.fit, util.get_device, util.plot_acc_loss  # noqa: F821
+train, test, get_device, plot_acc_loss = util.train, util.test, util.get_device, util.plot_acc_loss  # noqa: F821
+fit = training.fit  # noqa: F821
 load_checkpoint, predict_image = checkpoint.load_checkpoint, predict.predict_image  # noqa: F821
 load_rejector = predict.load_rejector  # noqa: F821  (predict_image(model, img, rejector=load_rejector()))

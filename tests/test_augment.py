@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 import augment
-from config import TrainConfig
-from datasets import AUGMENTATION, load_data
+from config import AUGMENTATION, TrainConfig
+from datasets import load_data
 from model import Net
-from util import not_digit_loss, training_criterion
+from training import not_digit_loss, training_criterion
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_curved_scribbles_pass_through_their_points_and_a_zero_share_draws_nothi
 
 
 def test_printed_digits_keep_their_label_and_a_zero_share_changes_nothing(x, digits, model):
-    from datasets import normalize
+    from model import normalize
 
     assert len(augment.font_glyphs(augment.TRAIN_FACES, augment.DIGITS)) == 10 * len(augment.TRAIN_FACES)
     labels = torch.from_numpy(digits[1][:32])
@@ -119,10 +119,10 @@ def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_no
     cfg = TrainConfig(subset=512, batch_size=64, not_digits=0.25)
     train, _ = load_data(**cfg.loader_args())
     data, target = next(iter(train))
-    assert data.shape[0] == 80 and (target[64:] == augment.NOT_A_DIGIT).all() and (target[:64] >= 0).all()
+    assert data.shape[0] == 80 and (target[64:] == augment.NOT_A_DIGIT_LABEL).all() and (target[:64] >= 0).all()
     off = dict.fromkeys(AUGMENTATION, 0)
     plain, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0)
-    same, _ = load_data(64, data_dir, subset=512, stroke_prob=0.0, **off)
+    same, _ = load_data(64, data_dir, subset=512, **off)
     for (a, ya), (b, yb) in zip(plain, same):
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(ya, yb)
@@ -130,13 +130,13 @@ def test_loader_appends_non_digits_with_their_label_and_levers_at_zero_change_no
 
 def test_not_digit_loss_is_nll_plus_the_distance_from_uniform():
     logp = torch.log_softmax(torch.randn(6, 10), 1)
-    target = torch.tensor([3, 1, augment.NOT_A_DIGIT, 7, augment.NOT_A_DIGIT, 0])
-    digits = target != augment.NOT_A_DIGIT
+    target = torch.tensor([3, 1, augment.NOT_A_DIGIT_LABEL, 7, augment.NOT_A_DIGIT_LABEL, 0])
+    digits = target != augment.NOT_A_DIGIT_LABEL
     expected = F.nll_loss(logp[digits], target[digits]) - 0.5 * logp[~digits].mean()
     torch.testing.assert_close(not_digit_loss(logp, target, weight=0.5), expected)
     uniform = torch.full((1, 10), -math.log(10))
     assert math.isclose(float(not_digit_loss(torch.cat([logp[:1], uniform]),
-                                             torch.tensor([3, augment.NOT_A_DIGIT]), weight=1.0)),
+                                             torch.tensor([3, augment.NOT_A_DIGIT_LABEL]), weight=1.0)),
                         float(F.nll_loss(logp[:1], torch.tensor([3]))) + math.log(10), rel_tol=1e-6)
     assert F.nll_loss(logp, target.clamp(min=0)).isfinite()  # the plain criterion of the course still works
     assert training_criterion(TrainConfig(not_digits=0)) is F.nll_loss

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 import train
-from config import FAST_ONLY, ConfigError, TrainConfig, add_config_arguments, config_from_args, config_from_env, flag
+from config import AUGMENTATION, ConfigError, TrainConfig, add_config_arguments, config_from_args, config_from_env, flag
 
 
 @pytest.mark.parametrize("name, value", [
@@ -31,7 +31,7 @@ def test_every_field_has_a_rule_and_a_help_text():
 def test_redrawn_strokes_clash_with_the_torchvision_pipeline():
     with pytest.raises(ConfigError, match="stroke_prob must be 0 with pipeline 'torchvision'"):
         TrainConfig(pipeline="torchvision")
-    off = dict.fromkeys(FAST_ONLY, 0)
+    off = dict.fromkeys(AUGMENTATION, 0)
     with pytest.raises(ConfigError, match="noise must be 0 with pipeline 'torchvision'"):
         TrainConfig(pipeline="torchvision", **{**off, "noise": 0.1})
     assert TrainConfig(pipeline="torchvision", **off).stroke_prob == 0

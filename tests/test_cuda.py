@@ -12,16 +12,10 @@ from PIL import Image
 from checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from config import TrainConfig
 from predict import load_rejector, predict_image
-from util import (
-    apply_precision,
-    build,
-    fit,
-    make_ema,
-    make_optimizer,
-    train,
-    training_criterion,
-)
+from threads import FollowFreeCores
+from training import apply_precision, build, fit, make_ema, make_optimizer, training_criterion
 from util import test as evaluate  # under its own name pytest would collect it
+from util import train
 
 pytestmark = pytest.mark.cuda
 
@@ -75,8 +69,8 @@ def test_the_notebooks_loop_on_the_gpu_gives_fits_history(cuda, data_dir):
     autocast = apply_precision(cfg.precision, cuda)
     test_acc = []
     for _ in range(cfg.epochs):
-        train(model, cuda, train_loader, optimizer, criterion, scheduler=scheduler, ema=ema, progress=False,
-              threads=cfg.threads, autocast=autocast)
+        train(model, cuda, FollowFreeCores(train_loader, cfg.threads), optimizer, criterion, scheduler=scheduler,
+              ema=ema, progress=False, autocast=autocast)
         test_acc.append(evaluate(tested, cuda, test_loader).acc)
     assert test_acc == expected["test_acc"]
 

@@ -10,18 +10,9 @@ import torchvision.transforms.functional as TF
 from conftest import copy_mnist
 from torch.utils.data import DataLoader, Subset
 
-from datasets import (
-    CROP_SIZE,
-    DATA_ENV,
-    FILES,
-    CorruptMNISTError,
-    MNISTNotFoundError,
-    affine_batch,
-    augment_batch,
-    ensure_mnist,
-    load_data,
-    normalize,
-)
+from datasets import DATA_ENV, FILES, CorruptMNISTError, MNISTNotFoundError, ensure_mnist, load_data
+from loader import CROP_SIZE, affine_batch, augment_batch
+from model import normalize
 
 
 @pytest.mark.parametrize("pipeline", ["fast", "torchvision"])
@@ -144,8 +135,8 @@ def test_augmentation_is_seeded_and_keeps_the_digit(data_dir):
     assert torch.allclose(normalize(torch.zeros(1)), torch.tensor([-0.1307 / 0.3081]))
 
 
-def test_redrawn_strokes_are_fast_pipeline_only(data_dir):
-    with pytest.raises(ValueError, match="fast pipeline only: use pipeline='fast', or stroke_prob=0"):
+def test_load_data_checks_its_levers_as_the_recipe_does(data_dir):
+    with pytest.raises(ValueError, match="stroke_prob must be 0 with pipeline 'torchvision'"):
         load_data(64, data_dir, pipeline="torchvision", stroke_prob=0.5)
 
 
@@ -200,7 +191,8 @@ def test_loader_dataset_is_a_map_style_dataset_like_torchvisions_mnist(data_dir,
 
 @pytest.mark.slow  # several seconds: kept out of the quick loop
 def test_centre_lines_are_kept_on_disk_and_reused(data_dir, tmp_path, monkeypatch, capsys):
-    from datasets import CACHE_ENV, CACHE_MIN, cached_centre_lines, mnist_split
+    from datasets import mnist_split
+    from loader import CACHE_ENV, CACHE_MIN, cached_centre_lines
     from pens import centre_lines
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))

@@ -26,7 +26,7 @@ def test_hub_entries_are_the_shipped_models_with_the_figures_their_help_names(en
     assert evaluate(model, "cpu", test_loader).acc == pytest.approx(run["history"]["test_acc"][-1], abs=0.02)
     help_text = getattr(hubconf, entry).__doc__  # what torch.hub.help shows
     rob = run["robustness"]
-    named = [f"{run['history']['test_acc'][-1]:.2f}%", "datasets.normalize", "(N, 1, 28, 28)"]
+    named = [f"{run['history']['test_acc'][-1]:.2f}%", "model.normalize", "(N, 1, 28, 28)"]
     if entry == "s6":
         named += [f"{rob['mnist_c']['mean']:.1f}%", f"{rob['mnist_c']['worst_acc']:.1f}%"]
     else:

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+import checkpoint
 import predict
 from evidence import nondigits
 
@@ -36,7 +37,7 @@ def test_refusal_rates_use_the_shared_verdict(model, data_dir, evaluation):
 
     test = mnist_split(False, data_dir, subset=500)
     top = nondigits.top_probability(model, test.data.unsqueeze(1).float() / 255)
-    for below in (predict.OWN_REJECT_BELOW, predict.REJECT_BELOW, 0.99):
+    for below in (checkpoint.OWN_REJECT_BELOW, checkpoint.REJECT_BELOW, 0.99):
         rates = nondigits.refusal_rates(model, test.data, below)
         assert set(rates["non_digits_refused"]) == set(evaluation) and rates["reject_below"] == below
         assert all(0 <= r <= 100 for r in rates["non_digits_refused"].values())
@@ -56,11 +57,12 @@ def test_predict_prints_and_json_carries_the_verdict(model, tmp_path, capsys):
     assert predict.main([str(tmp_path), "--json"]) == 0
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     for a in answers:
-        assert a["is_digit"] == (a["verdict_probability"] >= predict.REJECT_BELOW)  # the shipped rejection model's
-        assert a["verdict"] == (str(a["digit"]) if a["is_digit"] else predict.NOT_A_DIGIT)
+        assert a["is_digit"] == (a["verdict_probability"] >= checkpoint.REJECT_BELOW)  # the shipped rejection model's
+        assert a["verdict"] == (str(a["digit"]) if a["is_digit"] else predict.NOT_A_DIGIT_TEXT)
     assert predict.main([str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     for a, line in zip(answers, lines):
-        assert (predict.NOT_A_DIGIT in line) == (not a["is_digit"]), line
-    assert predict.is_digit(torch.tensor([0.2, 0.55, 0.9]), predict.REJECT_BELOW).tolist() == [False, False, True]
-    assert predict.is_digit(torch.tensor([0.2, 0.55, 0.9]), predict.OWN_REJECT_BELOW).tolist() == [False, True, True]
+        assert (predict.NOT_A_DIGIT_TEXT in line) == (not a["is_digit"]), line
+    tops = torch.tensor([0.2, 0.55, 0.9])
+    assert checkpoint.is_digit(tops, checkpoint.REJECT_BELOW).tolist() == [False, False, True]
+    assert checkpoint.is_digit(tops, checkpoint.OWN_REJECT_BELOW).tolist() == [False, True, True]

@@ -86,8 +86,9 @@ def test_cli_text_output_and_error_exits(digits, tmp_path, capsys):
 
 
 def test_the_rejection_model_gives_the_verdict_and_the_model_the_digit(digits, model, tmp_path, capsys):
+    import checkpoint
     from checkpoint import DEFAULT_REJECTOR, load_checkpoint
-    from datasets import normalize
+    from model import normalize
 
     rejector = load_checkpoint(DEFAULT_REJECTOR)[0]
     for digit in digits[0][:5]:
@@ -97,8 +98,8 @@ def test_the_rejection_model_gives_the_verdict_and_the_model_the_digit(digits, m
         with torch.no_grad():
             own = float(rejector(normalize(paired.image)[None, None]).exp().amax())
         assert paired.verdict_probability == pytest.approx(own)
-        assert paired.is_digit == (own >= predict.REJECT_BELOW)  # the rejection model's threshold for its verdict
-        assert alone.is_digit == (alone.probability >= predict.OWN_REJECT_BELOW)  # the model's own for its own
+        assert paired.is_digit == (own >= checkpoint.REJECT_BELOW)  # the rejection model's threshold for its verdict
+        assert alone.is_digit == (alone.probability >= checkpoint.OWN_REJECT_BELOW)  # the model's own for its own
     [(path, _)] = write_userset(tmp_path, digits[0][:1], digits[1][:1])
     assert predict.main([str(path), "--json", "--rejector", "none"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict_probability"] is None

@@ -23,8 +23,9 @@ def test_validation_curves_are_seeded_inked_pen_paths_framed_as_mnist():
 
 
 def test_validation_conditions_are_the_held_out_digits_in_every_handwriting_condition(model, data_dir):
-    from datasets import normalize, validation_digits
+    from datasets import validation_digits
     from evidence.userset import CONDITIONS
+    from model import normalize
 
     x = robustness.validation_conditions(500, data_dir.parent.parent, 20)
     assert x.shape == (20 * len(CONDITIONS), 1, 28, 28) and x.min() >= 0 and x.max() <= 1
@@ -43,7 +44,7 @@ def test_refusal_grows_and_acceptance_falls_with_the_threshold(model, data_dir):
         values = [r[key] for r in rates.values()]
         assert values == sorted(values, reverse=True), key
     # At the model's own threshold the rates are validation's and the even hands' figures of the same model.
-    from predict import OWN_REJECT_BELOW
+    from checkpoint import OWN_REJECT_BELOW
 
     own = rates[str(OWN_REJECT_BELOW)]
     v = robustness.validation(model, 500, data_dir.parent.parent)
@@ -79,9 +80,8 @@ def test_variant_digits_are_drawn_by_many_hands_framed_as_mnist_and_read(model):
     out = robustness.variant_digits(model)
     assert set(out) == {"drawn", "low-res scan"} and all(set(v) == set(names) for v in out.values())
     # With a rejection model, a drawing counts only when the model reads it right and the rejector accepts it.
-    from checkpoint import DEFAULT_REJECTOR, load_checkpoint
-    from datasets import normalize
-    from predict import REJECT_BELOW
+    from checkpoint import DEFAULT_REJECTOR, REJECT_BELOW, load_checkpoint
+    from model import normalize
 
     rejector = load_checkpoint(DEFAULT_REJECTOR)[0]  # its verdict at the rejection model's threshold
     with torch.no_grad():

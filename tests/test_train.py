@@ -14,7 +14,7 @@ from conftest import copy_mnist
 import train
 from checkpoint import STATE_FILE, load_checkpoint, load_state
 from datasets import FILES, load_data
-from util import predictions
+from model import probabilities
 
 TINY = ["--epochs", "1", "--subset", "1500"]  # 12 steps on real images: enough for the one-cycle schedule
 
@@ -36,8 +36,8 @@ def test_train_py_writes_checkpoint_history_and_figures(data_dir, tmp_path, caps
     assert payload["config"]["seed"] == 0 and payload["history"]["test_acc"][-1] == acc
     model, _ = load_checkpoint(out / "checkpoint.pt")
     _, test_loader = load_data(100, data_dir, subset=2000)
-    _, labels, probs = predictions(model, torch.device("cpu"), test_loader)
-    assert 100 * int((probs.argmax(1) == labels).sum()) / len(labels) == acc
+    images, labels = test_loader.dataset.inputs()
+    assert 100 * int((probabilities(model, images).argmax(1) == labels).sum()) / len(labels) == acc
 
 
 def test_torchvision_pipeline_runs_without_redrawn_strokes_and_says_so(data_dir, tmp_path, capsys):

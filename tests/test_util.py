@@ -8,18 +8,10 @@ from matplotlib.figure import Figure
 
 from config import TrainConfig
 from datasets import load_data
-from model import Net
-from util import (
-    EpochResult,
-    confusion_matrix,
-    fit,
-    get_correct_pred_count,
-    make_optimizer,
-    plot_acc_loss,
-    predictions,
-    set_seed,
-    train,
-)
+from model import Net, probabilities
+from plots import confusion_matrix
+from training import fit, make_optimizer
+from util import EpochResult, get_correct_pred_count, plot_acc_loss, set_seed, train
 from util import test as evaluate  # imported as `test`, pytest would collect it
 
 SMALL = TrainConfig(epochs=3, batch_size=64, subset=4000)  # 189 steps on 4,000 real images
@@ -42,10 +34,11 @@ def test_a_few_hundred_steps_learn_real_digits(data_dir):
     assert history["epoch"] == [1, 2, 3]
     assert history["test_acc"][-1] >= 90.0  # chance is 10%
     assert history["train_loss"][-1] < history["train_loss"][0]
-    # test() is deterministic and agrees with predictions() on the same model
+    # test() is deterministic and agrees with probabilities() on the same model
     loss, acc = evaluate(model, torch.device("cpu"), test_loader, F.nll_loss)
     assert (loss, acc) == (history["test_loss"][-1], history["test_acc"][-1])
-    _, labels, probs = predictions(model, torch.device("cpu"), test_loader)
+    images, labels = test_loader.dataset.inputs()
+    probs = probabilities(model, images)
     assert 100 * int((probs.argmax(1) == labels).sum()) / len(labels) == acc
     torch.testing.assert_close(F.nll_loss(probs.log(), labels), torch.tensor(loss), rtol=1e-4, atol=1e-5)
 
@@ -93,7 +86,8 @@ def test_plot_acc_loss_is_a_2x2_figure_that_saves(tmp_path):
 
 def test_confusion_matrix_counts_every_test_image(data_dir, model):
     _, test_loader = load_data(100, data_dir, subset=1000)
-    _, labels, probs = predictions(model, torch.device("cpu"), test_loader)
+    images, labels = test_loader.dataset.inputs()
+    probs = probabilities(model, images)
     matrix = confusion_matrix(probs.argmax(1), labels)
     assert matrix.shape == (10, 10)
     assert int(matrix.sum()) == len(test_loader.dataset) == 1000
@@ -105,7 +99,7 @@ def test_threads_follow_the_cores_other_programs_leave_free(monkeypatch):
     import time
 
     from evidence.bench import competing_load
-    from util import CoreWatch, describe_threads, thread_policy
+    from threads import CoreWatch, FollowFreeCores, describe_threads, thread_policy
 
     if CoreWatch().cores < 2 or CoreWatch().last is None:
         pytest.skip("needs Linux and at least 2 cores")
@@ -116,7 +110,11 @@ def test_threads_follow_the_cores_other_programs_leave_free(monkeypatch):
         free = watch.free()
         assert free is not None and 1 <= free <= watch.cores - 1  # the busy processes' cores are not counted
         assert watch.free() is None  # the next look only after LOOK_EVERY
-    before = torch.get_num_threads()
+        before = torch.get_num_threads()
+        torch.set_num_threads(watch.cores)
+        paced = FollowFreeCores(range(3), None)  # any loader: the policy applies between its batches
+        assert len(paced) == 3 and [time.sleep(0.5) or batch for batch in paced] == [0, 1, 2]
+        assert torch.get_num_threads() < watch.cores  # set to what the busy processes left free
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         assert isinstance(thread_policy(None), CoreWatch) and "following the cores" in describe_threads(None)
