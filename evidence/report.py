@@ -294,13 +294,12 @@ def _robust(run: dict) -> dict:
     return run.get("robustness", {})
 
 
-EARLIER_BELOW = 0.5  # the verdict threshold of every result written before the files recorded theirs
-
-
 def _below(not_a_digit: list[dict]) -> str:
     """The verdict threshold the not-a-digit figures were measured at, when it is not the models' own (0.5)."""
-    belows = {n.get("reject_below", EARLIER_BELOW) for n in not_a_digit}
-    return "" if belows == {EARLIER_BELOW} else f" (under {', '.join(map(str, sorted(belows)))})"
+    from checkpoint import OWN_REJECT_BELOW
+
+    belows = {n["reject_below"] for n in not_a_digit}
+    return "" if belows == {OWN_REJECT_BELOW} else f" (under {', '.join(map(str, sorted(belows)))})"
 
 
 def _mean(values) -> str:
@@ -411,7 +410,7 @@ def table_threshold(results: Path = RESULTS, group: str = "threshold") -> str:
                "drawn_even_accepted": "drawn shapes right and accepted, even hands (%)",
                "low_res_even_accepted": "the same scanned small (%)"}
     first = next(iter(runs.values()))
-    columns = {k: v for k, v in columns.items() if k in first["0.5"]}  # older files lack the later columns
+    columns = {k: v for k, v in columns.items() if k in first["0.5"]}  # what the group's command measured
     lines = ["| threshold | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
     for t in first:
         if t != "command":

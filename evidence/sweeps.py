@@ -130,13 +130,6 @@ def verdict_below(flags: list[str]) -> float:
     return REJECT_BELOW if flags[: len(REJECT_60K)] == REJECT_60K else OWN_REJECT_BELOW
 
 
-BEFORE_FIELD = {  # what runs recorded before a field existed did
-    "stroke_prob": 0.0, "precision": "float32", "shift": 0.0, "elastic": 0.0, "noise": 0.0, "erase": 0.0,
-    "not_digits": 0.0, "not_digit_letters": 0.0, "not_digit_printed": 0.0, "low_res": 0.0, "not_digit_curves": 0.0,
-    "digit_printed": 0.0, "not_digit_weight": 0.5, "input_norm": "none", "holdout": 0,
-}
-# Levers screened and removed (docs/robustness.md, "not adopted"): a run that held them off is the same run today.
-REMOVED_FIELDS = {"erase_dark": 0.0, "thicken": 0.0, "not_digit_hershey": 0.0, "consistency": 0.0}
 MACHINE_FIELDS = ("data_dir", "threads")  # where and how fast a run goes, not what it computes
 
 
@@ -149,12 +142,8 @@ def comparable_config(flags: list[str]) -> dict:
 
 
 def same_config(recorded: dict, flags: list[str]) -> bool:
-    """Whether a run's recorded config is the one `flags` give today: fields it predates at what runs did then,
-    removed levers off, where and how fast it ran aside."""
-    stored = {k: v for k, v in {**BEFORE_FIELD, **recorded}.items() if k not in MACHINE_FIELDS}
-    if any(stored.pop(name, off) != off for name, off in REMOVED_FIELDS.items()):
-        return False  # it used a lever that no longer exists: not a run today's flags can make
-    return stored == comparable_config(flags)
+    """Whether a run's recorded config is the one `flags` give today, where and how fast it ran aside."""
+    return {k: v for k, v in recorded.items() if k not in MACHINE_FIELDS} == comparable_config(flags)
 
 
 def already_done(path: Path, flags: list[str]) -> bool:
