@@ -12,6 +12,17 @@ import re
 import statistics
 from pathlib import Path
 
+from evidence.results import RESULTS, ROOT, each, final, load_group, mean_std, seed_summary
+from evidence.speed_tables import (
+    table_app,
+    table_cluster,
+    table_hardware,
+    table_precision,
+    table_scale,
+    table_speed,
+    table_startup,
+    table_threads,
+)
 from evidence.sweeps import (
     ABLATION,
     ABLATION_SEEDS,
@@ -20,38 +31,10 @@ from evidence.sweeps import (
     ROBUST_ABLATION,
     ROBUST_BASE,
     SEEDS,
-    SWEEPS,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
 # files that may hold generated tables: the README, the model card, the docs
 DOCS = (ROOT / "README.md", ROOT / "checkpoints" / "README.md", *sorted((ROOT / "docs").glob("*.md")))
-
-
-def load_group(group: str, results: Path = RESULTS) -> dict[str, dict]:
-    """results/<group>/*.json by name."""
-    return {f.stem: json.loads(f.read_text()) for f in sorted((results / group).glob("*.json"))}
-
-
-def _stats(accs: list[float]) -> str:
-    return f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else f"{accs[0]:.2f}"
-
-
-def _each(accs: list[float]) -> str:
-    return ", ".join(f"{a:.2f}" for a in accs)
-
-
-def final(run: dict) -> float:
-    return run["history"]["test_acc"][-1]
-
-
-def seed_summary(runs: list[dict]) -> tuple[list[float], float, float]:
-    """Runs of one recipe over seeds -> (final accuracies, lowest of any last three epochs, mean training s)."""
-    finals = [final(r) for r in runs]
-    last3 = min(min(r["history"]["test_acc"][-3:]) for r in runs)
-    return finals, last3, statistics.mean(r["wall_seconds"] for r in runs)
-
 
 def table_sizes(results: Path = RESULTS) -> str:
     lines = ["| model | parameters | MFLOP per training image | epochs | training MFLOP | final test acc, seeds 0-4 "
@@ -63,7 +46,7 @@ def table_sizes(results: Path = RESULTS) -> str:
             flops, epochs = runs[0]["train_flops_per_image"] / 1e6, runs[0]["config"]["epochs"]
             finals, last3, wall = seed_summary(runs)
             lines.append(f"| {size} | {runs[0]['parameters']:,} | {flops:.2f} | {epochs} | {flops * epochs:.0f} | "
-                         f"{_each(finals)} | **{_stats(finals)}** | {min(finals):.2f} | {last3:.2f} | {wall:.0f} |")
+                         f"{each(finals)} | **{mean_std(finals)}** | {min(finals):.2f} | {last3:.2f} | {wall:.0f} |")
     return "\n".join(lines)
 
 
@@ -80,7 +63,7 @@ def table_frontier(results: Path = RESULTS) -> str:
         finals = [final(r) for r in runs]
         ok = "yes" if min(finals) >= 99.4 and len(finals) == len(SEEDS) else "no"
         mflop = runs[0]["train_flops_per_image"] / 1e6 * epochs
-        lines.append(f"| {epochs} | {mflop:.0f} | {_each(finals)} | {_stats(finals)} | {min(finals):.2f} | {ok} |")
+        lines.append(f"| {epochs} | {mflop:.0f} | {each(finals)} | {mean_std(finals)} | {min(finals):.2f} | {ok} |")
     return "\n".join(lines)
 
 
@@ -107,7 +90,7 @@ def table_ablation(results: Path = RESULTS) -> str:
             epochs, ema, wd, redraw = flags[1:8:2]  # recipe() spells these four first
             more = " ".join(flags[8:]).replace(" ".join(NO_ROBUSTNESS_LEVERS), "").strip()
             lines.append(f"| {name} | {epochs} | {ema} | {wd} | {redraw} | {f'`{more}`' if more else ''} | "
-                         f"{_each(finals)} | {_stats(finals)} | {hand or '-'} |")
+                         f"{each(finals)} | {mean_std(finals)} | {hand or '-'} |")
     lines.append(f"\nEvery row also has `{' '.join(NO_ROBUSTNESS_LEVERS)}`: the recipe before the robustness levers "
                  f"(docs/robustness.md has their ablation).")
     if any(_renderer_mark(r) for r in robustness.values()):
@@ -147,130 +130,6 @@ def table_photos(results: Path = RESULTS) -> str:
             f"| {r['images']:,} | **{r['accuracy']:.1f}** | {refused} | {formats} | `{r['command']}` |")
 
 
-def table_hardware(results: Path = RESULTS) -> str:
-    """Where each group of training runs was measured (from the result files themselves)."""
-    def machine(r):  # pytorch/examples' runs record no torch version or side-by-side count
-        return r["cpu"], r.get("torch", "-"), r.get("threads", 1), r.get("runs_side_by_side", "-")
-
-    lines = ["| results | runs | CPU | torch | threads per run | runs side by side | training per run (s, median) |",
-             "|---|---|---|---|---|---|---|"]
-    for group in (*SWEEPS, "precision", "examples"):
-        runs = list(load_group(group, results).values())
-        if runs:
-            for cpu, torch, threads, side in sorted({machine(r) for r in runs}, key=str):
-                walls = [r["wall_seconds"] for r in runs if machine(r) == (cpu, torch, threads, side)]
-                lines.append(f"| `results/{group}/` | {len(walls)} | {cpu} | {torch} | {threads} | {side} | "
-                             f"{statistics.median(walls):.0f} |")
-    return "\n".join(lines)
-
-
-def _bench(results: Path) -> dict:
-    return json.loads((results / "bench.json").read_text())
-
-
-def table_speed(results: Path = RESULTS) -> str:
-    """Training throughput per stage against the fp32 matmul peak (bench.py, throughput part)."""
-    b = _bench(results)
-    stages, m = b["stages"], b["machine"]
-    lines = [f"Measured on {m['processor']}, {m['cpus']} cores, torch {m['torch']}; batch {b['batch_size']}, "
-             f"the faster of two alternated rounds, each the median of {b['chunks']} chunks of "
-             f"{b['steps_per_chunk']} steps; each stage alone in its process.", "",
-             "| stage | model (parameters) | pipeline | precision | threads | images/s | MFLOP per training image "
-             "| GFLOP/s | share of matmul peak | conv/matmul kernels: share of the step | the kernels alone: GFLOP/s "
-             "(share of peak) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for s in stages.values():
-        if "images_per_s" in s:
-            lines.append(f"| {s['stage']} | {s['model']} ({s['parameters']:,}) | {s['pipeline']} | {s['precision']} "
-                         f"| {s['threads']} | {s['images_per_s']:,.0f} | {s['train_flops_per_image'] / 1e6:.2f} "
-                         f"| {s['gflops']:.1f} | {100 * s['share_of_matmul_peak']:.1f}% "
-                         f"| {100 * s['flop_ops_share_of_step']:.0f}% | {s['flop_ops_gflops']:.0f} "
-                         f"({100 * s['flop_ops_share_of_matmul_peak']:.0f}%) |")
-    mm = stages["matmul"]
-    lines.append(f"| fp32 matmul 1024² | | | float32 | {mm['threads']} | | | {mm['gflops']:.1f} | 100% | | |")
-    lines.append(f"\nFast pipeline vs the original one, same model and batch: **{b['fast_vs_original']:.2f}×**.")
-    return "\n".join(lines)
-
-
-def table_threads(results: Path = RESULTS) -> str:
-    """Training images/s per thread setting, idle and with other programs busy (bench.py, threads part)."""
-    t = _bench(results)["threads"]
-    modes = [m for m in t["images_per_s"]["idle"] if m != "auto_share_of_best_fixed"]
-    name = {"auto": "default (follows free cores)", "1": "1 thread"}
-    lines = ["| machine | " + " | ".join(name.get(m, f"{m} threads") for m in modes)
-             + " | default vs best fixed |", "|---" * (len(modes) + 2) + "|"]
-    for situation, row in t["images_per_s"].items():
-        label = "idle" if situation == "idle" else f"{t['competing_processes_when_loaded']} busy process(es)"
-        lines.append(f"| {label} | " + " | ".join(f"{row[m]:,.0f}" for m in modes)
-                     + f" | **{100 * row['auto_share_of_best_fixed']:.0f}%** |")
-    return "\n".join(lines)
-
-
-def table_startup(results: Path = RESULTS) -> str:
-    s = _bench(results)["startup"]
-    return ("| centre lines | seconds from `python train.py` to the first training step |\n|---|---|\n"
-            f"| cached (every run after the first) | **{s['warm_cache_seconds']:.1f}** (median of "
-            f"{len(s['warm_runs'])}) |\n| not cached (the first run on a machine) | {s['cold_cache_seconds']:.1f} |")
-
-
-def table_app(results: Path = RESULTS) -> str:
-    a = _bench(results)["app"]
-    lines = [f"{a['clients']} concurrent API clients sending {a['digits_each']} MNIST test digits each, "
-             f"{a['rounds']} rounds of every setting, alternated; CPU seconds of the app and of the clients:", "",
-             "| clients | concurrency per event | answered | errors | wrong | p50 latency (s) | p95 latency (s) "
-             "| requests/s | app CPU (s) | clients' CPU (s) | slowest page load meanwhile (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(a["runs"], key=lambda r: (r["client"], r["concurrency"])):
-        lines.append(f"| {r['client']} | {r['concurrency']} | {r['answered']}/{r['requests']} | {len(r['errors'])} | "
-                     f"{r['wrong']} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['requests_per_s']:.1f} | "
-                     f"{r['app_cpu_s']:.1f} | {r['clients_cpu_s']:.1f} | {r['page_load_max_s']} |")
-    return "\n".join(lines)
-
-
-def table_precision(results: Path = RESULTS) -> str:
-    """The default recipe in float32 and with bfloat16 autocast, seeds 0-4, on one machine."""
-    runs = load_group("precision", results)
-    lines = ["| precision | final test acc, seeds 0-4 (%) | mean ± std | min of last 3 epochs | training s (mean) "
-             "| CPU |", "|---|---|---|---|---|---|"]
-    for precision in ("float32", "bfloat16"):
-        group = [r for r in runs.values() if r["config"]["precision"] == precision]
-        if group:
-            finals, last3, wall = seed_summary(sorted(group, key=lambda r: r["config"]["seed"]))
-            lines.append(f"| {precision} | {_each(finals)} | **{_stats(finals)}** | {last3:.2f} | {wall:.0f} | "
-                         f"{group[0]['cpu']} |")
-    return "\n".join(lines)
-
-
-def table_scale(results: Path = RESULTS) -> str:
-    """1 vs 2 Ray workers on the same small sweep, measured (results/scale.json)."""
-    s = json.loads((results / "scale.json").read_text())
-    lines = [f"`{s['command']}`: {len(s['runs'])} runs (`{s['runs'][0].rsplit(' --seed', 1)[0]}`, seeds 0–"
-             f"{len(s['runs']) - 1}) on {s['cpu']}, {s['cores']} cores, {s['rounds']} rounds alternated.", "",
-             "| Ray workers | sweep wall time, each round (s) | one run's process, mean (s) | speed-up |",
-             "|---|---|---|---|"]
-    base = statistics.median(r["sweep_seconds"] for r in s["by_workers"]["1"])
-    for w, rounds in s["by_workers"].items():
-        walls = [r["sweep_seconds"] for r in rounds]
-        per_run = statistics.mean(t for r in rounds for t in r["run_seconds"])
-        lines.append(f"| {w} | {', '.join(f'{x:.1f}' for x in walls)} | {per_run:.1f} | "
-                     f"**{base / statistics.median(walls):.2f}×** |")
-    return "\n".join(lines)
-
-
-def table_cluster(results: Path = RESULTS) -> str:
-    """The full sweep's cost on paper, from the committed runs' own wall times."""
-    groups = {g: list(load_group(g, results).values()) for g in ("sizes", "frontier", "ablation")}
-    runs = [r for rs in groups.values() for r in rs]
-    total = sum(r["process_wall_seconds"] for r in runs)
-    longest = max(r["process_wall_seconds"] for r in runs)
-    lines = [f"{len(runs)} runs ({', '.join(f'{g} {len(rs)}' for g, rs in groups.items())}), one thread each, "
-             f"{total / 3600:.1f} h of single-thread process time in all, the longest run {longest:.0f} s "
-             f"(`process_wall_seconds` in the result files).", "",
-             "| where | workers | lower bound: max(total / workers, longest run) |", "|---|---|---|"]
-    for where, workers in (("one 2-core laptop", 2), ("4 nodes × 8 cores", 32), ("8 nodes × 16 cores", 128)):
-        lines.append(f"| {where} | {workers} | {max(total / workers, longest) / 60:.0f} min |")
-    return "\n".join(lines)
-
-
 ROBUST_ROWS = {  # table row -> results group (five seeds each, unless the files say otherwise)
     "default recipe": "recipe",
     "rejection model (`evidence.sweeps.REJECT`; its verdict is shipped, its answers are not)": "reject",
@@ -304,7 +163,7 @@ def _below(not_a_digit: list[dict]) -> str:
 
 def _mean(values) -> str:
     values = list(values)
-    return _stats(values) if values else "-"
+    return mean_std(values) if values else "-"
 
 
 def table_robustness(results: Path = RESULTS) -> str:
@@ -322,7 +181,7 @@ def table_robustness(results: Path = RESULTS) -> str:
         if group.startswith("reject"):  # a rejection model's answers are never shown: only its verdict counts
             answers = "- | - | -"
         lines.append(f"| {row} | {', '.join(str(r.get('config', r).get('seed')) for r in runs)} | "
-                     f"{_each([final(r) for r in runs])} ({_mean(final(r) for r in runs)}) | {answers} | "
+                     f"{each([final(r) for r in runs])} ({_mean(final(r) for r in runs)}) | {answers} | "
                      f"{_mean(x['not_a_digit']['non_digits_refused_mean'] for x in rob)}"
                      f"{_below([x['not_a_digit'] for x in rob])} | "
                      f"{_mean(x['not_a_digit']['mnist_test_refused'] for x in rob)} |")
@@ -346,7 +205,7 @@ def table_recipe(results: Path = RESULTS) -> str:
         verdict = f"{nd['non_digits_refused_mean']:.1f} | {nd['mnist_test_refused']:.2f}" if nd else "- | -"
         lines.append(f"| {seed} | {final(recipe[seed]):.2f} | {cm:.1f} / {cw:.1f} | {verdict} |")
     rc, nds = [corrupted(r) for r in recipe.values()], [_robust(r)["not_a_digit"] for r in reject.values()]
-    lines.append(f"| **mean** | **{_stats([final(r) for r in recipe.values()])}** | "
+    lines.append(f"| **mean** | **{mean_std([final(r) for r in recipe.values()])}** | "
                  f"{statistics.mean(m for m, _ in rc):.1f} / {min(w for _, w in rc):.1f} (min) | "
                  f"{statistics.mean(n['non_digits_refused_mean'] for n in nds):.1f} | "
                  f"{statistics.mean(n['mnist_test_refused'] for n in nds):.2f} |")
@@ -414,7 +273,7 @@ def table_threshold(results: Path = RESULTS, group: str = "threshold") -> str:
     lines = ["| threshold | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
     for t in first:
         if t != "command":
-            lines.append(f"| {t} | " + " | ".join(_each([r[t][k] for r in runs.values()]) for k in columns) + " |")
+            lines.append(f"| {t} | " + " | ".join(each([r[t][k] for r in runs.values()]) for k in columns) + " |")
     return "\n".join(lines)
 
 
