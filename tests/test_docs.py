@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from evidence.report import BLOCK, DOCS, RESULTS, TABLES, render_docs
 from config import TrainConfig
+from evidence.report import BLOCK, DOCS, RESULTS, TABLES, render_docs
 from evidence.sweeps import SWEEPS, already_done, sweep_runs
 
 
