@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from model import DEFAULT_INPUT_NORM, DEFAULT_SIZE, INPUT_NORMS, SIZES
 
 PIPELINES = ("fast", "torchvision")
-PRECISIONS = ("float32", "tf32", "bfloat16")
+PRECISIONS = ("float32", "tf32", "bfloat16", "auto")
 ENV_PREFIX = "S6_"  # the notebook reads S6_EPOCHS, S6_SUBSET, ... (the tests run it small this way)
 
 
@@ -50,6 +50,13 @@ class TrainConfig:
     ema_decay: float = lever(0.999, "per-step decay of the weight average that is tested and saved (a horizon "
                                     "of ~1000 steps, ~2 epochs); 0 = test the raw weights")
     label_smoothing: float = lever(0.0, "share of the target spread over all classes; 0 = plain NLL")
+    teacher: str | None = lever(None, "a checkpoint train.py wrote (e.g. checkpoints/s6.pt) whose softened answers on "
+                                      "each batch the model also learns from (knowledge distillation, Hinton et al. "
+                                      "2015): a small model learns more from them than from the labels alone")
+    teacher_temperature: float = lever(4.0, "temperature that softens the teacher's and the model's answers: the "
+                                            "higher, the more the loss sees which other digits the teacher finds alike")
+    teacher_weight: float = lever(0.5, "share of the loss that comes from the teacher's softened answers; the rest "
+                                       "from the true labels (1 = the teacher alone)")
     stroke_prob: float = augmentation(0.1, "share of training digits redrawn along their centre line with a pen of "
                                            "random width (fast pipeline only): people's pens are not MNIST's")
     shift: float = augmentation(1.0, "random shifts of up to this many pixels along each axis (fast pipeline): digits "
@@ -96,7 +103,8 @@ class TrainConfig:
     precision: str = lever("float32", "arithmetic of the training step: float32; tf32 (NVIDIA GPUs from Ampere on: "
                                       "faster convolutions, but off by default as it changes the history); or "
                                       "bfloat16 (autocast; faster on CPUs with AVX-512 BF16 or AMX and on GPUs with "
-                                      "native bfloat16, docs/speed.md); testing stays float32")
+                                      "native bfloat16, docs/speed.md); auto: bfloat16 where the CPU or GPU has it "
+                                      "natively, else float32; testing stays float32")
     threads: int | None = lever(None, "torch's intra-op threads; default: the cores other programs leave free, "
                                       "looked at as it trains (a fixed count reproduces a history exactly)")
 
@@ -124,6 +132,14 @@ class TrainConfig:
 
 # The fast pipeline's batch augmentations, in field order: the fields declared with `augmentation(...)` above.
 AUGMENTATION = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["augmentation"])
+
+# Recipes beside the default, as the fields they change; flags given with `--preset NAME` override them.
+PRESETS = {
+    # 99.4% on a 2-core laptop CPU soonest (docs/speed.md): four epochs with a one-cycle peak eight times higher and
+    # a weight average of ~100 steps, none of the perturbations only robustness needs, bfloat16 where the CPU has it.
+    "quick": dict(epochs=4, lr=0.4, ema_decay=0.99, stroke_prob=0.0, elastic=0.0, noise=0.0, erase=0.0,
+                  precision="auto"),
+}
 
 
 class ConfigError(ValueError):
@@ -157,6 +173,10 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "warmup": (lambda v: _is_number(v) and 0 < v < 1, "in (0, 1)"),
     "ema_decay": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
     "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
+    "teacher": (lambda v: v is None or (isinstance(v, (str, os.PathLike)) and os.path.isfile(v)),
+                "an existing checkpoint file (or unset for none)"),
+    "teacher_temperature": (lambda v: _is_number(v) and v > 0, "a positive finite number"),
+    "teacher_weight": UNIT_INTERVAL,
     "stroke_prob": UNIT_INTERVAL,
     "shift": (lambda v: _is_number(v) and 0 <= v <= 8, "a number of pixels in [0, 8]"),
     "elastic": (lambda v: _is_number(v) and 0 <= v <= 8, "a number of pixels in [0, 8]"),
@@ -217,12 +237,16 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag(f.name), dest=f.name, type=field_type(f.name), default=None, choices=choices,
                            metavar=None if choices else f.name.upper(),
                            help=f"{f.metadata['help']} (default: {default})")
+    group.add_argument("--preset", choices=tuple(PRESETS), help="start from a named recipe (config.PRESETS); the "
+                       "flags above override its fields. quick: " + " ".join(
+                           f"{flag(k)} {v}" for k, v in PRESETS["quick"].items()))
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig for parsed flags (unset ones keep their default); a bad value is parser.error()."""
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    given = {**PRESETS.get(getattr(args, "preset", None), {}), **given}
     if given.get("pipeline", "fast") != "fast":  # the augmentations it lacks are off unless asked for
         off = [name for name in AUGMENTATION if name not in given and getattr(TrainConfig(), name)]
         given.update(dict.fromkeys(off, 0.0))

@@ -19,8 +19,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision import datasets, transforms
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from config import AUGMENTATION, TrainConfig
 from loader import CROP_PROB, CROP_SIZE, ROTATION_DEG, TensorLoader
@@ -108,6 +106,8 @@ def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = Tru
         missing_dirs = [d for d in (root / "MNIST" / "raw", root / "MNIST", root, *root.parents) if not d.exists()]
         created = missing_dirs[-1] if missing_dirs else None  # the topmost folder a download would create
         try:  # torchvision skips files already present, so this only fetches what is missing
+            from torchvision import datasets
+
             datasets.MNIST(str(root), train=True, download=True)
             datasets.MNIST(str(root), train=False, download=True)
             raw = root / "MNIST" / "raw"
@@ -160,10 +160,18 @@ def mnist_split(train: bool, data_dir: str | os.PathLike | None = None, download
     return _read_split(ensure_mnist(data_dir, download), train, transform, subset)
 
 
+def read_idx(path: Path) -> torch.Tensor:
+    """The items of an IDX file check_idx_file accepted: (N, 28, 28) uint8 images or (N,) int64 labels, as
+    torchvision reads them (importing torchvision itself costs seconds of start-up the fast pipeline does not need)."""
+    shape = FILES[path.name][1]
+    items = torch.frombuffer(bytearray(path.read_bytes()[8 + 4 * len(shape):]), dtype=torch.uint8)
+    return items.view(-1, *shape) if shape else items.long()
+
+
 def _read_split(raw: Path, train: bool, transform: Callable | None, subset: int | None) -> MNIST:
     prefix = "train" if train else "t10k"
-    images = read_image_file(str(raw / f"{prefix}-images-idx3-ubyte"))[:subset]
-    labels = read_label_file(str(raw / f"{prefix}-labels-idx1-ubyte"))[:subset]
+    images = read_idx(raw / f"{prefix}-images-idx3-ubyte")[:subset]
+    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte")[:subset]
     return MNIST(images, labels, transform)
 
 
@@ -173,8 +181,10 @@ def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -
     return MNIST(train.data[-holdout:], train.targets[-holdout:])
 
 
-def train_transforms() -> transforms.Compose:
-    """The original project's per-image training transforms (PIL in, normalised tensor out)."""
+def train_transforms():
+    """The original project's per-image training transforms (PIL in, normalised tensor out): a Compose."""
+    from torchvision import transforms
+
     return transforms.Compose(
         [
             transforms.RandomApply([transforms.CenterCrop(CROP_SIZE)], p=CROP_PROB),
@@ -186,8 +196,10 @@ def train_transforms() -> transforms.Compose:
     )
 
 
-def test_transforms() -> transforms.Compose:
+def test_transforms():
     """The original project's test transforms: tensor and normalisation only."""
+    from torchvision import transforms
+
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
 
 

@@ -27,9 +27,8 @@ from checkpoint import STATE_FILE, load_checkpoint, load_state, save_checkpoint,
 from config import TrainConfig, add_config_arguments, config_from_args, flag
 from datasets import CorruptMNISTError, MNISTNotFoundError, ensure_mnist
 from model import Net, count_parameters, probabilities
-from plots import confusion_matrix, plot_confusion, plot_misclassified
 from threads import describe_threads, thread_policy
-from training import build, fit
+from training import build, fit, resolve_precision
 from util import DivergedError, get_device, plot_acc_loss
 
 RUNS = Path("runs")
@@ -47,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     a = p.parse_args(argv)
     if a.resume is not None:
         given = [flag(f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None]
-        given += ["--out"] * (a.out is not None) + ["--force"] * a.force
+        given += ["--preset"] * (a.preset is not None) + ["--out"] * (a.out is not None) + ["--force"] * a.force
         if given:
             p.error(f"--resume continues a run with its own config: drop {' '.join(given)}")
         return TrainConfig(), a  # the run's own config is read from its state by main()
@@ -78,6 +77,8 @@ def output_folder(out: Path | None, cfg: TrainConfig, force: bool) -> tuple[Path
 
 def write_reports(out: Path, model: Net, run: dict, test_loader) -> None:
     """history.json and the figures for a finished (or interrupted) run."""
+    from plots import confusion_matrix, plot_confusion, plot_misclassified  # here: training starts without matplotlib
+
     (out / "history.json").write_text(json.dumps(run, indent=1, allow_nan=False) + "\n")
     h = run["history"]
     plot_acc_loss(h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"]).savefig(out / "curves.png", dpi=80)
@@ -153,6 +154,7 @@ def run_training(cfg: TrainConfig, out: Path, resume: dict | None = None) -> flo
         "config": cfg.to_dict(),
         "model": cfg.model,
         "device": str(device),
+        "precision": resolve_precision(cfg.precision, device),  # what "auto" became here
         "parameters": count_parameters(model),
         "wall_seconds": round(time.perf_counter() - start, 2),
         "startup_seconds": round(startup, 2),

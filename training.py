@@ -18,8 +18,9 @@ from torch.optim.swa_utils import AveragedModel
 
 import datasets
 from augment import NOT_A_DIGIT_LABEL
+from checkpoint import load_checkpoint
 from config import TrainConfig
-from model import Net
+from model import Net, device_of
 from threads import FollowFreeCores
 from util import set_seed, test, train
 
@@ -95,6 +96,22 @@ def make_ema(model: nn.Module, decay: float) -> EMA | None:
     return EMA(model, decay) if decay else None
 
 
+def native_bfloat16(device: torch.device | str) -> bool:
+    """Whether `device` computes bfloat16 natively: a GPU of compute capability 8.0 or later, a CPU with AVX-512 BF16
+    or AMX. Elsewhere bfloat16 is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """A TrainConfig.precision as it runs on `device`: "auto" becomes bfloat16 or float32."""
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return precision
+
+
 def apply_precision(precision: str, device: torch.device | str) -> torch.dtype | None:
     """Set up a TrainConfig.precision for training on `device` -> the autocast dtype (None: float32).
 
@@ -102,13 +119,13 @@ def apply_precision(precision: str, device: torch.device | str) -> torch.dtype |
     TF32, which Ampere and later GPUs use for convolutions by default: both are set here, TF32 allowed only for
     "tf32". bfloat16 is refused on a GPU without native bfloat16 (emulated, it is slower than float32).
     """
-    device = torch.device(device)
+    device, precision = torch.device(device), resolve_precision(precision, device)
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
         torch.use_deterministic_algorithms(True, warn_only=True)  # deterministic kernels; warn where none exists
         torch.backends.cudnn.benchmark = False
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
-        if precision == "bfloat16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        if precision == "bfloat16" and not native_bfloat16(device):
             major, minor = torch.cuda.get_device_capability(device)
             raise ValueError(f"precision bfloat16 needs a GPU with native bfloat16 (compute capability 8.0 or later); "
                              f"{torch.cuda.get_device_name(device)} has {major}.{minor}: use float32")
@@ -182,6 +199,35 @@ def restore_training_state(state: dict, model: nn.Module, ema: EMA | None, optim
     return {key: list(values) for key, values in state["history"].items()}
 
 
+class Teacher:
+    """A trained model the student also learns from (knowledge distillation, Hinton et al. 2015): frozen, in eval mode,
+    answering under no grad. `blend` mixes a batch's loss on the labels with how far the student's answers, softened at
+    `temperature`, are from the teacher's: (1 - weight) x loss + weight x T² x KL(teacher || student)."""
+
+    def __init__(self, model: nn.Module, temperature: float, weight: float) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.temperature, self.weight = temperature, weight
+
+    def blend(self, loss: torch.Tensor, output: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():  # both return log-probabilities: dividing them by T softens as dividing the logits does
+            theirs = F.log_softmax(self.model(data).float() / self.temperature, dim=1)
+        ours = F.log_softmax(output.float() / self.temperature, dim=1)
+        soft = F.kl_div(ours, theirs, log_target=True, reduction="batchmean") * self.temperature**2
+        return (1 - self.weight) * loss + self.weight * soft
+
+
+def make_teacher(cfg: TrainConfig, model: nn.Module) -> Teacher | None:
+    """cfg.teacher loaded onto `model`'s device as a Teacher, or None without one; anything but a checkpoint of this
+    project's models is refused, saying what to pass instead."""
+    if cfg.teacher is None:
+        return None
+    try:
+        trained, _ = load_checkpoint(cfg.teacher, device_of(model))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"teacher {cfg.teacher} cannot teach: {exc}") from None
+    return Teacher(trained, cfg.teacher_temperature, cfg.teacher_weight)
+
+
 def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: TrainConfig,
         on_epoch: Callable[[dict, nn.Module], None] | None = None, progress: bool | None = None,
         save_state: Callable[[dict], None] | None = None, resume: dict | None = None) -> dict[str, list]:
@@ -196,7 +242,7 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
     optimizer, scheduler = make_optimizer(model, cfg, steps_per_epoch=len(train_loader))
     ema = make_ema(model, cfg.ema_decay)
     tested = ema.module if ema is not None else model
-    criterion = training_criterion(cfg)
+    criterion, teacher = training_criterion(cfg), make_teacher(cfg, model)
     autocast = apply_precision(cfg.precision, device)
     history = {key: [] for key in HISTORY_KEYS}
     done = 0
@@ -206,7 +252,7 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
     for epoch in range(done + 1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loss, train_acc = train(model, device, paced, optimizer, criterion, scheduler=scheduler, ema=ema,
-                                      progress=progress, autocast=autocast)
+                                      teacher=teacher, progress=progress, autocast=autocast)
         test_loss, test_acc = test(tested, device, test_loader)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)

@@ -1,11 +1,12 @@
-"""The speed benchmark: throughput against the matmul peak, threads on a busy machine, start-up, the app under load.
+"""The speed benchmark: throughput against the matmul peak, threads on a busy machine, start-up, the app under load,
+and the time from a fresh process to 99.4% test accuracy: the course's loop, the quick recipe, the default recipe.
 
 Every measurement runs in its own process, one after another (never two at once), so no thread pool, worker
 or cache of one stage helps or hurts the next. Every part alternates its variants over two rounds;
 a throughput stage keeps the faster round, each round the median of timed chunks.
 
     python -m evidence.bench                       # ~10 minutes -> results/bench.json; tables: experiments.py report
-    python -m evidence.bench --only threads app    # some parts only (throughput, threads, startup, app)
+    python -m evidence.bench --only threads app    # some parts only (throughput, threads, startup, app, target)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from evidence.target import measure_target, stage_course, stage_profile
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository root: train.py, results/, docs/
 RESULTS = ROOT / "results"
@@ -332,7 +335,7 @@ def run_stage(args: list[str], env: dict | None = None) -> dict:
 
 
 THROUGHPUT_STAGES = ("original", "fast", "fast-redraw", "fast-bf16", "examples", "matmul")
-PARTS = ("throughput", "threads", "startup", "app")
+PARTS = ("throughput", "threads", "startup", "app", "target")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -349,6 +352,10 @@ def main(argv: list[str] | None = None) -> dict:
     if a.stage:  # child process: one measurement, one JSON line
         if a.stage == "matmul":
             result = stage_matmul()
+        elif a.stage == "course":
+            return stage_course(a.data_dir, a.batch_size)
+        elif a.stage == "profile":
+            result = stage_profile(a.data_dir)
         elif a.stage.startswith("threads-"):
             result = stage_policy(a.stage.split("-", 1)[1], a.data_dir, a.batch_size)
         else:
@@ -383,6 +390,9 @@ def main(argv: list[str] | None = None) -> dict:
     if "startup" in a.only:
         speed["startup"] = measure_startup(a.data_dir)
         print(json.dumps(speed["startup"]))
+    if "target" in a.only:
+        speed["target"] = measure_target(common, a.data_dir)
+        speed["target"]["profile"] = run_stage(["--stage", "profile", *common])
     if "app" in a.only:
         speed["app"] = measure_app(a.data_dir)
         print(json.dumps([(r["client"], r["concurrency"], r["p50_s"], r["p95_s"], r["requests_per_s"], r["answered"],

@@ -18,9 +18,11 @@ from evidence.speed_tables import (
     table_cluster,
     table_hardware,
     table_precision,
+    table_quick,
     table_scale,
     table_speed,
     table_startup,
+    table_target,
     table_threads,
 )
 from evidence.sweeps import (
@@ -47,6 +49,24 @@ def table_sizes(results: Path = RESULTS) -> str:
             finals, last3, wall = seed_summary(runs)
             lines.append(f"| {size} | {runs[0]['parameters']:,} | {flops:.2f} | {epochs} | {flops * epochs:.0f} | "
                          f"{each(finals)} | **{mean_std(finals)}** | {min(finals):.2f} | {last3:.2f} | {wall:.0f} |")
+    return "\n".join(lines)
+
+
+def table_small(results: Path = RESULTS) -> str:
+    """The small sizes with the default recipe, without and with a teacher (results/small)."""
+    lines = ["| size | parameters | teacher | epochs | final test acc, seeds 0-4 (%) | mean ± std | min | training s "
+             "(mean) |", "|---|---|---|---|---|---|---|---|"]
+    rows: dict[str, list[dict]] = {}
+    for name, run in load_group("small", results).items():
+        rows.setdefault(name.rsplit("-seed", 1)[0], []).append(run)
+    for runs in rows.values():
+        runs.sort(key=lambda r: r["config"]["seed"])
+        cfg = runs[0]["config"]
+        teacher = "-" if cfg["teacher"] is None else (f"`{cfg['teacher']}` (T {cfg['teacher_temperature']:g}, "
+                                                      f"weight {cfg['teacher_weight']:g})")
+        finals, _, wall = seed_summary(runs)
+        lines.append(f"| {cfg['model']} | {runs[0]['parameters']:,} | {teacher} | {cfg['epochs']} | {each(finals)} "
+                     f"| **{mean_std(finals)}** | {min(finals):.2f} | {wall:.0f} |")
     return "\n".join(lines)
 
 
@@ -393,9 +413,10 @@ def table_not_adopted(results: Path = RESULTS) -> str:
 
 # robustness.py --thresholds tables: the answering model's own verdict, and the shipped rejection model's
 THRESHOLD_GROUPS = ("threshold", "threshold-reject-60k-curves-e18")
-TABLES = {"sizes": table_sizes, "frontier": table_frontier, "ablation": table_ablation,
+TABLES = {"sizes": table_sizes, "small": table_small, "frontier": table_frontier, "ablation": table_ablation,
           "handwriting": table_handwriting, "photos": table_photos, "hardware": table_hardware,
-          "speed": table_speed, "threads": table_threads, "startup": table_startup, "app": table_app,
+          "speed": table_speed, "target": table_target, "quick": table_quick, "threads": table_threads,
+          "startup": table_startup, "app": table_app,
           "scale": table_scale, "cluster": table_cluster, "precision": table_precision,
           "robustness": table_robustness, "recipe": table_recipe, "mnist_c": table_mnist_c,
           "not_a_digit": table_not_a_digit, "printed": table_printed, "variants": table_variants,

@@ -54,6 +54,61 @@ def table_speed(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def table_target(results: Path = RESULTS) -> str:
+    """From a fresh process to 99.4% test accuracy: the course's loop, the quick and the default recipe (bench.py,
+    target part), alternated on one machine."""
+    t = _bench(results)["target"]
+    m = t["machine"]
+    names = {"course": "the course's loop (PIL transforms, DataLoader with 2 workers, SGD 0.01 + StepLR)",
+             "quick": "quick recipe (`make quick`)", "default": "default recipe (`make train`)"}
+    lines = [f"Measured on {m['processor']}, {m['cpus']} cores, torch {m['torch']}, {m['precision_auto']} under "
+             f"`--precision auto`; {t['rounds']} alternated rounds, each run a fresh process with the default threads "
+             f"(seconds from its start).", "",
+             f"| training | epochs run | first epoch at {t['target']}% | seconds to it | final test acc (%) "
+             "| seconds to the end |", "|---|---|---|---|---|---|"]
+    for name, runs in t["runs"].items():
+        cells = [", ".join("-" if r[key] is None else str(r[key]) for r in runs)
+                 for key in ("epochs_run", "first_epoch_at_target", "seconds_to_target")]
+        finals = ", ".join(f"{r['test_acc'][-1]:.2f}" for r in runs)
+        ends = ", ".join(str(r["seconds_to_end"]) for r in runs)
+        lines.append(f"| {names[name]} | {' | '.join(cells)} | {finals} | {ends} |")
+    lines.append(f"\nThe quick recipe's last epoch against the course's first at {t['target']}% (medians): "
+                 f"**{t['course_over_quick']:.1f}×** sooner.")
+    p = t["profile"]
+    quick = t["runs"]["quick"][0]["seconds"]
+    epoch = statistics.median(b - a for a, b in zip(quick, quick[1:]))
+    steps = sum(p["ms_per_step"].values()) * p["steps_per_epoch"] / 1e3
+    lines += ["", f"Where a quick epoch goes ({p['threads']} threads, {p['precision']}; "
+              f"{p['steps_per_epoch']} steps, the median of the runs above: {epoch:.1f} s; part by part over "
+              f"100 steps, `--stage profile`):", "", "| part | ms per step | s per epoch | share of the epoch |",
+              "|---|---|---|---|"]
+    for part, ms in p["ms_per_step"].items():
+        s = ms * p["steps_per_epoch"] / 1e3
+        lines.append(f"| {part} | {ms:.2f} | {s:.2f} | {100 * s / epoch:.0f}% |")
+    lines.append(f"| test pass (10,000 digits) | | {p['test_pass_s']:.2f} | {100 * p['test_pass_s'] / epoch:.0f}% |")
+    rest = epoch - steps - p["test_pass_s"]
+    lines.append(f"| the rest (the loop's own work, checkpoint and state each epoch) | | {rest:.2f} "
+                 f"| {100 * rest / epoch:.0f}% |")
+    return "\n".join(lines)
+
+
+def table_quick(results: Path = RESULTS) -> str:
+    """The quick recipe's final epoch, seed by seed: as it runs here, on a second seed set, and in float32."""
+    lines = ["| runs | precision | seeds | final test acc (%) | mean ± std | min | training s per run (mean) |",
+             "|---|---|---|---|---|---|---|"]
+    for group, row, label in (("quick", "", "`make quick`"), ("quick-more-seeds", "", "`make quick`, other seeds"),
+                              ("quick", "float32", "`make quick ARGS=\"--precision float32\"`")):
+        prefix = f"{row}-seed" if row else "seed"
+        runs = [r for name, r in load_group(group, results).items() if name.startswith(prefix)]
+        if runs:
+            runs.sort(key=lambda r: r["config"]["seed"])
+            finals, _, wall = seed_summary(runs)
+            seeds = ", ".join(str(r["config"]["seed"]) for r in runs)
+            lines.append(f"| {label} | {runs[0]['precision']} | {seeds} | {each(finals)} | **{mean_std(finals)}** "
+                         f"| {min(finals):.2f} | {wall:.0f} |")
+    return "\n".join(lines)
+
+
 def table_threads(results: Path = RESULTS) -> str:
     """Training images/s per thread setting, idle and with other programs busy (bench.py, threads part)."""
     t = _bench(results)["threads"]
