@@ -47,7 +47,7 @@ export: $(VENV)/.installed-dev  ## checkpoints/s6.pt -> s6.onnx, checked with on
 bench: $(VENV)/.installed-dev  ## speed benchmark -> results/bench.json
 	$(PY) -m evidence.bench $(ARGS)
 
-experiments: $(VENV)/.installed-dev  ## a sweep on Ray, resumable (ARGS="sizes", "frontier", "ablation", "sizes --address auto")
+experiments: $(VENV)/.installed-dev  ## a sweep on Ray, resumable (ARGS="sizes", "quick", "small", "sizes --address auto")
 	$(PY) -m evidence.experiments $(or $(ARGS),sizes)
 
 report: $(VENV)/.installed-dev  ## rewrite the tables in README.md and docs/ from results/

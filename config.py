@@ -52,7 +52,7 @@ class TrainConfig:
     label_smoothing: float = lever(0.0, "share of the target spread over all classes; 0 = plain NLL")
     teacher: str | None = lever(None, "a checkpoint train.py wrote (e.g. checkpoints/s6.pt) whose softened answers on "
                                       "each batch the model also learns from (knowledge distillation, Hinton et al. "
-                                      "2015): a small model learns more from them than from the labels alone")
+                                      "2015), for the small sizes (docs/results.md); default: none")
     teacher_temperature: float = lever(4.0, "temperature that softens the teacher's and the model's answers: the "
                                             "higher, the more the loss sees which other digits the teacher finds alike")
     teacher_weight: float = lever(0.5, "share of the loss that comes from the teacher's softened answers; the rest "

@@ -1,7 +1,6 @@
 """The sweeps behind every accuracy claim, each training run one Ray task, and the command that prints the tables.
 
     python -m evidence.experiments sizes            # 15k, 8k and 4k x seeds 0-4, recipe PREVIOUS -> results/sizes/
-    python -m evidence.experiments frontier         # the default size at 3..9 epochs x seeds 0-4 -> results/frontier/
     python -m evidence.experiments ablation         # the training recipe's ablation, seeds 0 and 1 -> results/ablation/
     python -m evidence.experiments robust-ablation  # the robustness levers' ablation, seeds 0 and 1
     python -m evidence.experiments recipe           # the default recipe x seeds 0-4, with robustness.py's figures
@@ -60,8 +59,9 @@ def run_folders(results: Path) -> Path:
     finished epochs while it runs, and its checkpoint.pt afterwards, to evaluate it later."""
     return results.resolve().parent / "runs" / "sweeps"
 
-WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "checkpoints", "docs", "tests", "__pycache__",
-                        ".pytest_cache", ".ruff_cache", "*.onnx", "*.ipynb", "*.png"]
+# What stays behind when the code travels to the workers; checkpoints/ travels (a run may name one as its teacher).
+WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "docs", "tests", "__pycache__", ".pytest_cache",
+                        ".ruff_cache", "*.onnx", "*.ipynb", "*.png"]
 
 
 class RunFailed(RuntimeError):
