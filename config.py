@@ -50,13 +50,6 @@ class TrainConfig:
     ema_decay: float = lever(0.999, "per-step decay of the weight average that is tested and saved (a horizon "
                                     "of ~1000 steps, ~2 epochs); 0 = test the raw weights")
     label_smoothing: float = lever(0.0, "share of the target spread over all classes; 0 = plain NLL")
-    teacher: str | None = lever(None, "a checkpoint train.py wrote (e.g. checkpoints/s6.pt) whose softened answers on "
-                                      "each batch the model also learns from (knowledge distillation, Hinton et al. "
-                                      "2015), for the small sizes (docs/results.md); default: none")
-    teacher_temperature: float = lever(4.0, "temperature that softens the teacher's and the model's answers: the "
-                                            "higher, the more the loss sees which other digits the teacher finds alike")
-    teacher_weight: float = lever(0.5, "share of the loss that comes from the teacher's softened answers; the rest "
-                                       "from the true labels (1 = the teacher alone)")
     stroke_prob: float = augmentation(0.1, "share of training digits redrawn along their centre line with a pen of "
                                            "random width (fast pipeline only): people's pens are not MNIST's")
     shift: float = augmentation(1.0, "random shifts of up to this many pixels along each axis (fast pipeline): digits "
@@ -173,10 +166,6 @@ RULES = {  # field -> (holds for a valid value, the rule in words)
     "warmup": (lambda v: _is_number(v) and 0 < v < 1, "in (0, 1)"),
     "ema_decay": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
     "label_smoothing": (lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)"),
-    "teacher": (lambda v: v is None or (isinstance(v, (str, os.PathLike)) and os.path.isfile(v)),
-                "an existing checkpoint file (or unset for none)"),
-    "teacher_temperature": (lambda v: _is_number(v) and v > 0, "a positive finite number"),
-    "teacher_weight": UNIT_INTERVAL,
     "stroke_prob": UNIT_INTERVAL,
     "shift": (lambda v: _is_number(v) and 0 <= v <= 8, "a number of pixels in [0, 8]"),
     "elastic": (lambda v: _is_number(v) and 0 <= v <= 8, "a number of pixels in [0, 8]"),

@@ -170,9 +170,8 @@ def read_idx(path: Path) -> torch.Tensor:
 
 def _read_split(raw: Path, train: bool, transform: Callable | None, subset: int | None) -> MNIST:
     prefix = "train" if train else "t10k"
-    images = read_idx(raw / f"{prefix}-images-idx3-ubyte")[:subset]
-    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte")[:subset]
-    return MNIST(images, labels, transform)
+    return MNIST(*(read_idx(raw / f"{prefix}-{kind}-ubyte")[:subset] for kind in ("images-idx3", "labels-idx1")),
+                 transform)
 
 
 def validation_digits(holdout: int, data_dir: str | os.PathLike | None = None) -> MNIST:
@@ -185,15 +184,13 @@ def train_transforms():
     """The original project's per-image training transforms (PIL in, normalised tensor out): a Compose."""
     from torchvision import transforms
 
-    return transforms.Compose(
-        [
-            transforms.RandomApply([transforms.CenterCrop(CROP_SIZE)], p=CROP_PROB),
-            transforms.Resize((IMAGE_SIZE, IMAGE_SIZE)),
-            transforms.RandomRotation((-ROTATION_DEG, ROTATION_DEG), fill=0),
-            transforms.ToTensor(),
-            transforms.Normalize((MEAN,), (STD,)),
-        ]
-    )
+    return transforms.Compose([
+        transforms.RandomApply([transforms.CenterCrop(CROP_SIZE)], p=CROP_PROB),
+        transforms.Resize((IMAGE_SIZE, IMAGE_SIZE)),
+        transforms.RandomRotation((-ROTATION_DEG, ROTATION_DEG), fill=0),
+        transforms.ToTensor(),
+        transforms.Normalize((MEAN,), (STD,)),
+    ])
 
 
 def test_transforms():
@@ -248,7 +245,5 @@ def load_data(
                 TensorLoader(test_set, test_batch_size, False, seed, device))
     common = dict(num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
                   worker_init_fn=_seed_worker, persistent_workers=num_workers > 0)
-    generator = torch.Generator().manual_seed(seed)
-    train = DataLoader(train_set, batch_size, shuffle=True, generator=generator, **common)
-    test = DataLoader(test_set, test_batch_size, shuffle=False, **common)
-    return train, test
+    return (DataLoader(train_set, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), **common),
+            DataLoader(test_set, test_batch_size, shuffle=False, **common))

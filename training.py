@@ -18,9 +18,8 @@ from torch.optim.swa_utils import AveragedModel
 
 import datasets
 from augment import NOT_A_DIGIT_LABEL
-from checkpoint import load_checkpoint
 from config import TrainConfig
-from model import Net, device_of
+from model import Net
 from threads import FollowFreeCores
 from util import set_seed, test, train
 
@@ -199,35 +198,6 @@ def restore_training_state(state: dict, model: nn.Module, ema: EMA | None, optim
     return {key: list(values) for key, values in state["history"].items()}
 
 
-class Teacher:
-    """A trained model the student also learns from (knowledge distillation, Hinton et al. 2015): frozen, in eval mode,
-    answering under no grad. `blend` mixes a batch's loss on the labels with how far the student's answers, softened at
-    `temperature`, are from the teacher's: (1 - weight) x loss + weight x T² x KL(teacher || student)."""
-
-    def __init__(self, model: nn.Module, temperature: float, weight: float) -> None:
-        self.model = model.eval().requires_grad_(False)
-        self.temperature, self.weight = temperature, weight
-
-    def blend(self, loss: torch.Tensor, output: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():  # both return log-probabilities: dividing them by T softens as dividing the logits does
-            theirs = F.log_softmax(self.model(data).float() / self.temperature, dim=1)
-        ours = F.log_softmax(output.float() / self.temperature, dim=1)
-        soft = F.kl_div(ours, theirs, log_target=True, reduction="batchmean") * self.temperature**2
-        return (1 - self.weight) * loss + self.weight * soft
-
-
-def make_teacher(cfg: TrainConfig, model: nn.Module) -> Teacher | None:
-    """cfg.teacher loaded onto `model`'s device as a Teacher, or None without one; anything but a checkpoint of this
-    project's models is refused, saying what to pass instead."""
-    if cfg.teacher is None:
-        return None
-    try:
-        trained, _ = load_checkpoint(cfg.teacher, device_of(model))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"teacher {cfg.teacher} cannot teach: {exc}") from None
-    return Teacher(trained, cfg.teacher_temperature, cfg.teacher_weight)
-
-
 def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: TrainConfig,
         on_epoch: Callable[[dict, nn.Module], None] | None = None, progress: bool | None = None,
         save_state: Callable[[dict], None] | None = None, resume: dict | None = None) -> dict[str, list]:
@@ -242,7 +212,7 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
     optimizer, scheduler = make_optimizer(model, cfg, steps_per_epoch=len(train_loader))
     ema = make_ema(model, cfg.ema_decay)
     tested = ema.module if ema is not None else model
-    criterion, teacher = training_criterion(cfg), make_teacher(cfg, model)
+    criterion = training_criterion(cfg)
     autocast = apply_precision(cfg.precision, device)
     history = {key: [] for key in HISTORY_KEYS}
     done = 0
@@ -252,7 +222,7 @@ def fit(model: nn.Module, device: torch.device, train_loader, test_loader, cfg: 
     for epoch in range(done + 1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loss, train_acc = train(model, device, paced, optimizer, criterion, scheduler=scheduler, ema=ema,
-                                      teacher=teacher, progress=progress, autocast=autocast)
+                                      progress=progress, autocast=autocast)
         test_loss, test_acc = test(tested, device, test_loader)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                    test_acc=test_acc, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - start)

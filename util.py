@@ -61,8 +61,7 @@ class DivergedError(FloatingPointError):
 
 
 DIVERGED_LOSS = 100.0  # nats: chance is ln 10 = 2.3 and healthy runs never pass ~5; above this a run is lost
-TRAIN_CALL = ("train(model, device, train_loader, optimizer, criterion=F.nll_loss, *, scheduler=None, ema=None, "
-              "teacher=None)")
+TRAIN_CALL = "train(model, device, train_loader, optimizer, criterion=F.nll_loss, *, scheduler=None, ema=None)"
 TEST_CALL = "test(model, device, test_loader, criterion=F.nll_loss)"
 
 
@@ -98,14 +97,13 @@ def _bar(loader, desc: str, disable: bool | None):
 
 def train(model: nn.Module, device: torch.device | str, train_loader, optimizer: torch.optim.Optimizer,
           criterion: Callable = F.nll_loss, *extra, scheduler=None, ema: AveragedModel | None = None,
-          teacher=None, progress: bool | None = None, autocast: torch.dtype | None = None) -> EpochResult:
+          progress: bool | None = None, autocast: torch.dtype | None = None) -> EpochResult:
     """Train one epoch -> EpochResult(mean loss, accuracy %). Steps `scheduler` and updates `ema` after each batch.
 
     Arguments past `criterion` are keyword-only: a call in another convention (history lists or an epoch
     number passed positionally) is refused before any weight changes. Raises DivergedError before a step
     that would apply a non-finite or exploded loss. `autocast` (e.g. torch.bfloat16) runs the forward pass and
-    loss in that precision. With a `teacher` (training.Teacher) the loss also holds the distance from its softened
-    answers on the same batch. To have torch's threads follow the cores a busy laptop leaves free, pass the loader
+    loss in that precision. To have torch's threads follow the cores a busy laptop leaves free, pass the loader
     as threads.FollowFreeCores(train_loader, None), as `fit` and the notebook do.
 
     The step waits for the device once, for the divergence check; loss and accuracy are summed on the device
@@ -123,8 +121,6 @@ def train(model: nn.Module, device: torch.device | str, train_loader, optimizer:
         with torch.autocast(torch.device(device).type, dtype=autocast, enabled=autocast is not None):
             output = model(data)
             loss = criterion(output, target)
-            if teacher is not None:
-                loss = teacher.blend(loss, output, data)
         loss.backward()  # queued before the step's one wait, so the device works while the host checks the loss
         value = loss.detach()
         if not bool(torch.isfinite(value) & (value <= DIVERGED_LOSS)):

@@ -59,9 +59,8 @@ def run_folders(results: Path) -> Path:
     finished epochs while it runs, and its checkpoint.pt afterwards, to evaluate it later."""
     return results.resolve().parent / "runs" / "sweeps"
 
-# What stays behind when the code travels to the workers; checkpoints/ travels (a run may name one as its teacher).
-WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "docs", "tests", "__pycache__", ".pytest_cache",
-                        ".ruff_cache", "*.onnx", "*.ipynb", "*.png"]
+WORKING_DIR_EXCLUDES = [".git", ".venv", "data", "runs", "results", "checkpoints", "docs", "tests", "__pycache__",
+                        ".pytest_cache", ".ruff_cache", "*.onnx", "*.ipynb", "*.png"]
 
 
 class RunFailed(RuntimeError):

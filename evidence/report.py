@@ -52,21 +52,19 @@ def table_sizes(results: Path = RESULTS) -> str:
 
 
 def table_small(results: Path = RESULTS) -> str:
-    """The small sizes with the default recipe, without and with a teacher (results/small)."""
-    lines = ["| size | parameters | teacher | epochs | final test acc, seeds 0-4 (%) | mean ± std | min | training and "
-             "testing s (mean; one thread, two runs side by side) |", "|---|---|---|---|---|---|---|---|"]
+    """The small sizes with the default recipe (results/small)."""
+    lines = ["| size | parameters | epochs | final test acc, seeds 0-4 (%) | mean ± std | min | training and testing s "
+             "(mean; one thread, two runs side by side) |", "|---|---|---|---|---|---|---|"]
     rows: dict[str, list[dict]] = {}
     for name, run in load_group("small", results).items():
         rows.setdefault(name.rsplit("-seed", 1)[0], []).append(run)
     for runs in rows.values():
         runs.sort(key=lambda r: r["config"]["seed"])
-        cfg = runs[0]["config"]
-        teacher = "-" if cfg["teacher"] is None else (f"`{cfg['teacher']}` (T {cfg['teacher_temperature']:g}, "
-                                                      f"weight {cfg['teacher_weight']:g})")
         finals = [final(r) for r in runs]
-        epochs_s = statistics.mean(sum(r["history"]["seconds"]) for r in runs)  # a resumed run's wall time is partial
-        lines.append(f"| {cfg['model']} | {runs[0]['parameters']:,} | {teacher} | {cfg['epochs']} | {each(finals)} "
-                     f"| **{mean_std(finals)}** | {min(finals):.2f} | {epochs_s:.0f} |")
+        epochs_s = statistics.mean(sum(r["history"]["seconds"]) for r in runs)
+        size, epochs = runs[0]["model"], runs[0]["config"]["epochs"]
+        lines.append(f"| {size} | {runs[0]['parameters']:,} | {epochs} | {each(finals)} | **{mean_std(finals)}** "
+                     f"| {min(finals):.2f} | {epochs_s:.0f} |")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import torch
 from conftest import copy_mnist
 
 import train
-from checkpoint import DEFAULT_CHECKPOINT, STATE_FILE, load_checkpoint, load_state
+from checkpoint import STATE_FILE, load_checkpoint, load_state
 from datasets import FILES, load_data
 from model import probabilities
 
@@ -139,8 +139,7 @@ def signal_after(state_path, epoch: int, signum: int):
 
 @pytest.mark.slow  # four runs
 def test_a_run_stopped_twice_resumes_to_the_uninterrupted_history_and_weights(data_dir, tmp_path, capsys):
-    flags = ["--epochs", "3", "--subset", "1500", "--threads", "1", "--data-dir", str(data_dir),
-             "--teacher", str(DEFAULT_CHECKPOINT)]  # learning from a trained model too: the teacher resumes with it
+    flags = ["--epochs", "3", "--subset", "1500", "--threads", "1", "--data-dir", str(data_dir)]
     threads = torch.get_num_threads()
     try:
         train.main([*flags, "--out", str(tmp_path / "whole")])
