@@ -197,7 +197,6 @@ def digit_variants(low_res: bool = False) -> tuple[torch.Tensor, torch.Tensor, l
     return frame_digits(ink[:, 0], 1), labels, names
 
 
-@torch.no_grad()
 def read_right(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                rejector: torch.nn.Module | None = None, below: float | None = None) -> torch.Tensor:
     """Which images (N, 1, 28, 28) in [0, 1] `model` names right and the verdict (`rejector`'s top probability, or
@@ -205,8 +204,9 @@ def read_right(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     calls a digit."""
     if below is None:
         below = OWN_REJECT_BELOW if rejector is None else REJECT_BELOW
-    answer = probabilities(model, normalize(x)).argmax(1)
-    return (answer == y) & is_digit(nondigits.top_probability(model if rejector is None else rejector, x), below)
+    probs = probabilities(model, normalize(x))
+    verdict = probs if rejector is None else probabilities(rejector, normalize(x))  # the model read once, not twice
+    return (probs.argmax(1) == y) & is_digit(verdict.amax(1), below)
 
 
 def variant_digits(model: torch.nn.Module, rejector: torch.nn.Module | None = None, below: float | None = None) -> dict:
